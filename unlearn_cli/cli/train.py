@@ -1,0 +1,27 @@
+"""`unlearn train RECIPE [overrides]`: fine-tune a model as a recipe describes."""
+
+from __future__ import annotations
+
+import typer
+
+from unlearn_cli.cli.common import RECIPE_HELP, overrides_argument
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def train(
+    recipe: str = typer.Argument(..., help=RECIPE_HELP),
+    overrides: list[str] = overrides_argument(),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace the contents of a non-empty output folder."
+    ),
+) -> None:
+    """Fine-tune: build tokenizer, datasets, collator, model and trainer from RECIPE, train, and save.
+
+    Saves the model and tokenizer (safetensors), the resolved recipe (recipe.toml) and a run manifest
+    (manifest.json) into the run's output folder. Multi-GPU: `accelerate launch -m unlearn_cli.cli train ...`
+    (see scripts/train.sh).
+    """
+    from unlearn_cli.pipelines.train import run_training
+
+    run_training(recipe, overrides, overwrite=overwrite)

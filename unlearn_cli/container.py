@@ -1,0 +1,143 @@
+"""The one place where a validated recipe becomes live objects.
+
+A dependency-injector container holds the validated recipe and builds, in order: the tokenizer (once),
+the datasets of each split (tokenizer and template_args injected), the collator (tokenizer injected), the
+model (once) and the trainer. Components stay plain classes that receive what they need as constructor
+arguments, so each one is testable without the container.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+from dependency_injector import containers, providers
+
+from unlearn_cli.errors import UserError
+from unlearn_cli.recipes.schema import ComponentSpec, ValidatedRecipe
+
+
+def _accepts(handler: Any, name: str) -> bool:
+    parameters = inspect.signature(handler).parameters
+    return name in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+
+
+def _build_component(spec: ComponentSpec, **injected: Any) -> Any:
+    handler = spec.component.load()
+    arguments = dict(spec.args)
+    arguments.update({name: value for name, value in injected.items() if _accepts(handler, name)})
+    try:
+        return handler(**arguments)
+    except UserError as exc:
+        raise exc.located(key=f"{spec.key}.args") from None
+
+
+def build_tokenizer(recipe: ValidatedRecipe) -> Any:
+    from unlearn_cli.models.loading import load_tokenizer
+
+    if recipe.model is None:
+        raise UserError("the recipe has no [model] section", file=str(recipe.recipe.source), key="model")
+    model_args = recipe.model.args["model_args"]
+    default_path = getattr(model_args, "pretrained_model_name_or_path", None)
+    return load_tokenizer(recipe.model.tokenizer_args, default_path=default_path)
+
+
+def build_datasets(recipe: ValidatedRecipe, tokenizer: Any, template_args: Any, split: str) -> dict[str, Any]:
+    """Every dataset of one split, by its recipe name."""
+    specs = recipe.data.get(split)
+    if not specs:
+        raise UserError(
+            f"the recipe has no datasets under [data.{split}]",
+            file=str(recipe.recipe.source),
+            key=f"data.{split}",
+            hint=f"add [data.{split}.NAME] with a handler and args",
+        )
+    return {
+        name: _build_component(spec, tokenizer=tokenizer, template_args=template_args)
+        for name, spec in specs.items()
+    }
+
+
+def build_collator(recipe: ValidatedRecipe, tokenizer: Any) -> Any:
+    if not recipe.collators:
+        raise UserError(
+            "the recipe has no [collator.NAME] section",
+            file=str(recipe.recipe.source),
+            key="collator",
+            hint='add [collator.DataCollatorForSupervisedDataset] handler = "DataCollatorForSupervisedDataset"',
+        )
+    (spec,) = recipe.collators.values()
+    return _build_component(spec, tokenizer=tokenizer)
+
+
+def build_model(recipe: ValidatedRecipe) -> Any:
+    if recipe.model is None:
+        raise UserError("the recipe has no [model] section", file=str(recipe.recipe.source), key="model")
+    try:
+        return recipe.model.component.load()(**recipe.model.args)
+    except UserError as exc:
+        raise exc.located(file=recipe.recipe.origin(("model",))) from None
+
+
+def training_arguments(recipe: ValidatedRecipe, output_dir: Path) -> Any:
+    """`transformers.TrainingArguments` from `trainer.args`, with the run's output folder and seed."""
+    from transformers import TrainingArguments
+
+    if recipe.trainer is None:
+        raise UserError("the recipe has no [trainer] section", file=str(recipe.recipe.source), key="trainer")
+    args = {"seed": recipe.run.seed, "report_to": "none", **recipe.trainer.args}
+    try:
+        return TrainingArguments(output_dir=str(output_dir), **args)
+    except (ValueError, TypeError) as exc:
+        raise UserError(
+            f"transformers rejected the training arguments: {exc}",
+            file=recipe.recipe.origin(("trainer", "args")),
+            key="trainer.args",
+        ) from None
+
+
+def build_trainer(
+    recipe: ValidatedRecipe,
+    model: Any,
+    tokenizer: Any,
+    collator: Any,
+    train_dataset: Any,
+    eval_dataset: Any,
+    output_dir: Path,
+) -> Any:
+    args = training_arguments(recipe, output_dir)
+    spec = recipe.trainer
+    if spec is None:  # training_arguments has already refused a recipe without [trainer]
+        raise UserError("the recipe has no [trainer] section", key="trainer")
+    handler = spec.component.load()
+    return handler(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=collator,
+        processing_class=tokenizer,
+        **spec.method_args,
+    )
+
+
+def _template_args(recipe: ValidatedRecipe) -> Any:
+    return recipe.model.template_args if recipe.model is not None else None
+
+
+class Pipeline(containers.DeclarativeContainer):
+    """recipe → tokenizer → datasets → collator → model → trainer."""
+
+    recipe = providers.Dependency(instance_of=ValidatedRecipe)
+
+    tokenizer = providers.Singleton(build_tokenizer, recipe)
+    template_args = providers.Callable(_template_args, recipe)
+    datasets = providers.Factory(build_datasets, recipe, tokenizer, template_args)
+    collator = providers.Singleton(build_collator, recipe, tokenizer)
+    model = providers.Singleton(build_model, recipe)
+    trainer = providers.Factory(build_trainer, recipe, model, tokenizer, collator)
+
+
+def pipeline_for(recipe: ValidatedRecipe) -> Pipeline:
+    return Pipeline(recipe=recipe)

@@ -1,0 +1,62 @@
+"""User-facing errors.
+
+Every mistake a user can make (a typo in a recipe, a wrong type, a missing file, an unknown name, empty data)
+ends in one `UserError`. The CLI prints it as one clear message and exits with code 2, without a traceback,
+so the message must carry everything a user needs: where (file and key path), what is wrong, how to fix it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+USER_ERROR_EXIT_CODE = 2
+
+
+class UserError(Exception):
+    """A mistake the user can fix: shown as one message, exit code 2."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        file: str | None = None,
+        key: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.file = file
+        self.key = key
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = []
+        if self.file:
+            where.append(str(self.file))
+        if self.key:
+            where.append(f"key '{self.key}'")
+        text = f"{': '.join(where)}: {self.problem}" if where else self.problem
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+    def located(self, *, file: str | None = None, key: str | None = None) -> UserError:
+        """Return the same error with a file or key path filled in where it was missing."""
+        return UserError(self.problem, file=self.file or file, key=self.key or key, hint=self.hint)
+
+
+def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """The registered names closest to a misspelt one, case-insensitively, best first."""
+    pool = list(candidates)
+    lowered = {c.lower(): c for c in pool}
+    matches = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.5)
+    return [lowered[m] for m in matches]
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """A 'did you mean ...?' hint, or None when nothing is close."""
+    matches = closest(name, candidates)
+    if not matches:
+        return None
+    return "did you mean " + " or ".join(f"'{m}'" for m in matches) + "?"

@@ -1,0 +1,1 @@
+"""Measurements of what a model knows: likelihoods now, benchmark metrics later."""

@@ -1,0 +1,474 @@
+"""Validation of a resolved recipe, before anything heavy (weights, data) loads.
+
+The recipe's sections are checked with pydantic; each component's `args` are checked against its handler's
+own signature (parameter names, annotations, defaults), so a handler author writes a plain typed `__init__`
+and gets validation for free. `trainer.args` is checked against `transformers.TrainingArguments`, and
+`trainer.method_args` against the trainer's keyword-only `__init__` parameters (its method's own knobs).
+All problems found are reported together, each with the file that set the key, its path, and a fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from unlearn_cli.errors import UserError, did_you_mean
+from unlearn_cli.recipes.loading import KeyPath, MergedRecipe
+from unlearn_cli.registry import Catalog, Component
+
+SECTIONS = ("run", "model", "data", "collator", "trainer", "vars")
+"""Top-level tables a recipe may hold; other top-level keys must be plain values (free knobs)."""
+
+INJECTED_ARGUMENTS: dict[str, frozenset[str]] = {
+    "model": frozenset(),
+    "dataset": frozenset({"tokenizer", "template_args"}),
+    "collator": frozenset({"tokenizer"}),
+}
+"""Handler parameters the container fills in; a recipe cannot set them."""
+
+TRAINER_MANAGED_ARGS = {
+    "output_dir": "set `run.output_dir` instead (the CLI passes it to the trainer)",
+}
+
+
+class RunSection(BaseModel):
+    """`[run]`: what this run is called, where it writes, and its seed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "run"
+    output_dir: str | None = None
+    seed: int = 0
+    measure_answer_nll: bool = False
+
+
+class ModelSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    handler: str = "AutoModelForCausalLM"
+    model_args: dict[str, Any] = {}
+    tokenizer_args: dict[str, Any] = {}
+    template_args: dict[str, Any] = {}
+
+
+class ComponentSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    handler: str | None = None
+    args: dict[str, Any] = {}
+
+
+class TrainerSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    handler: str
+    args: dict[str, Any] = {}
+    method_args: dict[str, Any] = {}
+
+
+@dataclass
+class ComponentSpec:
+    """A component section after validation: which handler, with which (converted) arguments."""
+
+    kind: str
+    name: str
+    component: Component
+    args: dict[str, Any]
+    key: str
+
+
+@dataclass
+class ModelSpec:
+    component: Component
+    args: dict[str, Any]
+    tokenizer_args: dict[str, Any]
+    template_args: Any
+
+
+@dataclass
+class TrainerSpec:
+    component: Component
+    args: dict[str, Any]
+    method_args: dict[str, Any]
+
+
+@dataclass
+class ValidatedRecipe:
+    """Everything a command needs to build its pipeline, all of it checked."""
+
+    recipe: MergedRecipe
+    catalog: Catalog
+    run: RunSection
+    model: ModelSpec | None = None
+    data: dict[str, dict[str, ComponentSpec]] = field(default_factory=dict)
+    anchor: str | None = None
+    collators: dict[str, ComponentSpec] = field(default_factory=dict)
+    trainer: TrainerSpec | None = None
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return self.recipe.values
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.run.output_dir or Path("outputs") / self.run.name)
+
+    def require(self, *sections: str, command: str) -> None:
+        """Fail clearly when a command needs a section the recipe does not have."""
+        missing = []
+        for section in sections:
+            node: Any = self.values
+            for part in section.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if not node:
+                missing.append(section)
+        if missing:
+            raise UserError(
+                f"`unlearn {command}` needs {', '.join(f'[{m}]' for m in missing)} but the recipe has none",
+                file=str(self.recipe.source),
+                key=missing[0],
+                hint="add the section, or extend a recipe that has it (see `unlearn recipe list`)",
+            )
+
+
+class _Problems:
+    """Collects validation problems so the user sees them all at once."""
+
+    def __init__(self, recipe: MergedRecipe) -> None:
+        self.recipe = recipe
+        self.items: list[UserError] = []
+
+    def add(self, problem: str, path: KeyPath | str, hint: str | None = None) -> None:
+        path_tuple = tuple(path.split(".")) if isinstance(path, str) else path
+        self.items.append(
+            UserError(problem, file=self.recipe.origin(path_tuple), key=".".join(path_tuple), hint=hint)
+        )
+
+    def extend(self, error: UserError) -> None:
+        self.items.append(error)
+
+    def raise_if_any(self) -> None:
+        if len(self.items) == 1:
+            raise self.items[0]
+        if self.items:
+            body = "\n".join("  - " + e.render().replace("\n", "\n    ") for e in self.items)
+            raise UserError(f"{len(self.items)} problems in recipe {self.recipe.source}:\n{body}")
+
+
+def _type_name(annotation: Any) -> str:
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return "any value"
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def _report_validation_error(
+    problems: _Problems,
+    error: ValidationError,
+    prefix: KeyPath,
+    annotations: dict[str, Any],
+    known: list[str],
+    what: str,
+) -> None:
+    for item in error.errors():
+        loc = tuple(str(part) for part in item["loc"])
+        path = (*prefix, *loc)
+        name = loc[0] if loc else ""
+        if item["type"] == "extra_forbidden":
+            problems.add(
+                f"unknown argument '{name}' for {what}",
+                path,
+                hint=(did_you_mean(name, known) or f"valid arguments: {', '.join(known) or 'none'}"),
+            )
+        elif item["type"] == "missing":
+            problems.add(
+                f"missing required argument '{'.'.join(loc)}' for {what}",
+                path,
+                hint=f"add `{loc[-1]} = ...` ({_type_name(annotations.get(name, Any))})",
+            )
+        else:
+            given = item.get("input")
+            problems.add(
+                f"{item['msg']} (got {type(given).__name__} {given!r})",
+                path,
+                hint=f"expected {_type_name(annotations.get(name, Any))}" if len(loc) == 1 else None,
+            )
+
+
+def _resolved_hints(handler: Any) -> dict[str, Any]:
+    target = handler.__init__ if inspect.isclass(handler) else handler
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # unresolvable forward references: fall back to no type checks for them
+        return {}
+
+
+def handler_parameters(handler: Any, *, skip: frozenset[str] = frozenset()) -> list[inspect.Parameter]:
+    """Parameters a recipe may set for `handler` (not *args/**kwargs, not injected ones)."""
+    signature = inspect.signature(handler)
+    return [
+        p
+        for p in signature.parameters.values()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name not in skip and p.name != "self"
+    ]
+
+
+def validate_arguments(
+    handler: Any,
+    args: dict[str, Any],
+    *,
+    problems: _Problems,
+    prefix: KeyPath,
+    what: str,
+    skip: frozenset[str] = frozenset(),
+    only_keyword_only: bool = False,
+) -> dict[str, Any]:
+    """Check `args` against `handler`'s signature and return them converted to the annotated types."""
+    parameters = handler_parameters(handler, skip=skip)
+    if only_keyword_only:
+        parameters = [p for p in parameters if p.kind == p.KEYWORD_ONLY]
+    accepts_extra = any(
+        p.kind == p.VAR_KEYWORD for p in inspect.signature(handler).parameters.values()
+    ) and not only_keyword_only
+    hints = _resolved_hints(handler)
+    annotations = {p.name: hints.get(p.name, Any) for p in parameters}
+    for name in args:
+        if name in skip:
+            problems.add(
+                f"'{name}' is provided by the pipeline and cannot be set in a recipe",
+                (*prefix, name),
+                hint=f"remove `{name}` from this table",
+            )
+    fields: dict[str, Any] = {
+        p.name: (annotations[p.name], ... if p.default is inspect.Parameter.empty else p.default)
+        for p in parameters
+    }
+    schema = create_model(  # type: ignore[call-overload]
+        f"{getattr(handler, '__name__', 'Handler')}Args",
+        __config__=ConfigDict(extra="allow" if accepts_extra else "forbid", arbitrary_types_allowed=True),
+        **fields,
+    )
+    given = {k: v for k, v in args.items() if k not in skip}
+    try:
+        validated = schema.model_validate(given)
+    except ValidationError as exc:
+        _report_validation_error(problems, exc, prefix, annotations, [p.name for p in parameters], what)
+        return {}
+    converted = {name: getattr(validated, name) for name in fields if name in given}
+    converted.update(validated.model_extra or {})
+    return converted
+
+
+@lru_cache(maxsize=1)
+def _training_arguments_schema() -> tuple[type[BaseModel], dict[str, Any]]:
+    from transformers import TrainingArguments
+
+    hints = typing.get_type_hints(TrainingArguments)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(TrainingArguments):
+        if f.init:
+            fields[f.name] = (hints.get(f.name, Any), None)
+    schema = create_model(  # type: ignore[call-overload]
+        "TrainingArgumentsSchema",
+        __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
+        **fields,
+    )
+    return schema, {name: spec[0] for name, spec in fields.items()}
+
+
+def validate_training_arguments(args: dict[str, Any], problems: _Problems, prefix: KeyPath) -> dict[str, Any]:
+    """Check keys and value types of `trainer.args` against `transformers.TrainingArguments`."""
+    for key, why in TRAINER_MANAGED_ARGS.items():
+        if key in args:
+            problems.add(f"'{key}' is managed by unlearn-cli", (*prefix, key), hint=why)
+    args = {k: v for k, v in args.items() if k not in TRAINER_MANAGED_ARGS}
+    schema, annotations = _training_arguments_schema()
+    try:
+        schema.model_validate(args)
+    except ValidationError as exc:
+        _report_validation_error(
+            problems, exc, prefix, annotations, sorted(annotations), "transformers.TrainingArguments"
+        )
+    return args
+
+
+def _check_top_level(recipe: MergedRecipe, problems: _Problems) -> None:
+    for key, value in recipe.values.items():
+        if isinstance(value, dict) and key not in SECTIONS:
+            problems.add(
+                f"unknown section [{key}]",
+                (key,),
+                hint=did_you_mean(key, SECTIONS)
+                or f"sections are {', '.join(SECTIONS)}; put free tables of your own under [vars]",
+            )
+
+
+def _section(model: type[BaseModel], value: Any, path: KeyPath, problems: _Problems) -> Any:
+    if not isinstance(value, dict):
+        problems.add(f"must be a table, got {type(value).__name__}", path)
+        return None
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        known = list(model.model_fields)
+        annotations = {name: f.annotation for name, f in model.model_fields.items()}
+        _report_validation_error(problems, exc, path, annotations, known, f"[{'.'.join(path)}]")
+        return None
+
+
+def _component(
+    catalog: Catalog,
+    kind: str,
+    name: str,
+    value: Any,
+    path: KeyPath,
+    problems: _Problems,
+) -> ComponentSpec | None:
+    section = _section(ComponentSection, value, path, problems)
+    if section is None:
+        return None
+    handler_name = section.handler or name
+    try:
+        component = catalog.get(kind, handler_name, file=problems.recipe.origin(path), key=".".join(path))
+    except UserError as exc:
+        if section.handler is None:
+            exc = UserError(
+                f"no `handler` given and '{name}' is not a registered {kind} handler",
+                file=exc.file,
+                key=".".join((*path, "handler")),
+                hint=f"add `handler = \"...\"`; registered: {', '.join(catalog.names(kind))}",
+            )
+        problems.extend(exc)
+        return None
+    args = validate_arguments(
+        component.load(),
+        section.args,
+        problems=problems,
+        prefix=(*path, "args"),
+        what=f"{kind} handler '{handler_name}'",
+        skip=INJECTED_ARGUMENTS.get(kind, frozenset()),
+    )
+    return ComponentSpec(kind, name, component, args, ".".join(path))
+
+
+def _validate_model(catalog: Catalog, value: Any, problems: _Problems) -> ModelSpec | None:
+    section = _section(ModelSection, value, ("model",), problems)
+    if section is None:
+        return None
+    try:
+        component = catalog.get(
+            "model", section.handler, file=problems.recipe.origin(("model",)), key="model.handler"
+        )
+    except UserError as exc:
+        problems.extend(exc)
+        return None
+    args = validate_arguments(
+        component.load(),
+        {"model_args": section.model_args},
+        problems=problems,
+        prefix=("model",),
+        what=f"model handler '{section.handler}'",
+    )
+    from unlearn_cli.data.template import TemplateArgs
+
+    template_args = None
+    try:
+        template_args = TemplateArgs.model_validate(section.template_args)
+    except ValidationError as exc:
+        annotations = {name: f.annotation for name, f in TemplateArgs.model_fields.items()}
+        _report_validation_error(
+            problems, exc, ("model", "template_args"), annotations, list(annotations), "template_args"
+        )
+    return ModelSpec(component, args, dict(section.tokenizer_args), template_args)
+
+
+def validate_recipe(recipe: MergedRecipe, catalog: Catalog) -> ValidatedRecipe:
+    """Check every section and component of a resolved recipe; raise one UserError listing all problems."""
+    problems = _Problems(recipe)
+    values = recipe.values
+    _check_top_level(recipe, problems)
+    run = _section(RunSection, values.get("run", {}), ("run",), problems) or RunSection()
+    validated = ValidatedRecipe(recipe=recipe, catalog=catalog, run=run)
+
+    if "model" in values:
+        validated.model = _validate_model(catalog, values["model"], problems)
+
+    data = values.get("data", {})
+    if not isinstance(data, dict):
+        problems.add("must be a table of splits", ("data",))
+        data = {}
+    for split, datasets in data.items():
+        if split == "anchor":
+            if not isinstance(datasets, str) or datasets not in data:
+                splits = [s for s in data if s != "anchor"]
+                problems.add(
+                    f"must name one of the recipe's data splits, got {datasets!r}",
+                    ("data", "anchor"),
+                    hint=f"splits here: {', '.join(splits) or 'none'}",
+                )
+            else:
+                validated.anchor = datasets
+            continue
+        if not isinstance(datasets, dict) or not datasets:
+            problems.add(
+                "must be a table of named datasets, e.g. [data.train.MY_QA] handler = \"QADataset\"",
+                ("data", split),
+            )
+            continue
+        validated.data[split] = {}
+        for name, section in datasets.items():
+            spec = _component(catalog, "dataset", name, section, ("data", split, name), problems)
+            if spec is not None:
+                validated.data[split][name] = spec
+
+    collators = values.get("collator", {})
+    if not isinstance(collators, dict):
+        problems.add("must be a table of named collators", ("collator",))
+        collators = {}
+    if len(collators) > 1:
+        problems.add(
+            f"only one collator may be given, found {', '.join(collators)}",
+            ("collator",),
+            hint="remove all but one (`~collator.NAME` on the command line deletes one)",
+        )
+    for name, section in collators.items():
+        spec = _component(catalog, "collator", name, section, ("collator", name), problems)
+        if spec is not None:
+            validated.collators[name] = spec
+
+    if "trainer" in values:
+        validated.trainer = _validate_trainer(catalog, values["trainer"], problems)
+
+    problems.raise_if_any()
+    return validated
+
+
+def _validate_trainer(catalog: Catalog, value: Any, problems: _Problems) -> TrainerSpec | None:
+    section = _section(TrainerSection, value, ("trainer",), problems)
+    if section is None:
+        return None
+    try:
+        component = catalog.get(
+            "trainer", section.handler, file=problems.recipe.origin(("trainer",)), key="trainer.handler"
+        )
+    except UserError as exc:
+        problems.extend(exc)
+        return None
+    args = validate_training_arguments(section.args, problems, ("trainer", "args"))
+    method_args = validate_arguments(
+        component.load(),
+        section.method_args,
+        problems=problems,
+        prefix=("trainer", "method_args"),
+        what=f"trainer '{section.handler}' (its method_args are its keyword-only parameters)",
+        only_keyword_only=True,
+    )
+    return TrainerSpec(component, args, method_args)

@@ -1,0 +1,1 @@
+"""Trainer handlers: `finetune` and, one file each, the unlearning methods."""
