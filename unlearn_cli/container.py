@@ -23,14 +23,15 @@ def _accepts(handler: Any, name: str) -> bool:
     return name in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
 
 
-def _build_component(spec: ComponentSpec, **injected: Any) -> Any:
+def _build_component(recipe: ValidatedRecipe, spec: ComponentSpec, **injected: Any) -> Any:
     handler = spec.component.load()
     arguments = dict(spec.args)
     arguments.update({name: value for name, value in injected.items() if _accepts(handler, name)})
     try:
         return handler(**arguments)
     except UserError as exc:
-        raise exc.located(key=f"{spec.key}.args") from None
+        path = tuple(spec.key.split("."))
+        raise exc.under(f"{spec.key}.args", file=recipe.recipe.origin((*path, "args"))) from None
 
 
 def build_tokenizer(recipe: ValidatedRecipe) -> Any:
@@ -54,7 +55,7 @@ def build_datasets(recipe: ValidatedRecipe, tokenizer: Any, template_args: Any, 
             hint=f"add [data.{split}.NAME] with a handler and args",
         )
     return {
-        name: _build_component(spec, tokenizer=tokenizer, template_args=template_args)
+        name: _build_component(recipe, spec, tokenizer=tokenizer, template_args=template_args)
         for name, spec in specs.items()
     }
 
@@ -68,7 +69,7 @@ def build_collator(recipe: ValidatedRecipe, tokenizer: Any) -> Any:
             hint='add [collator.DataCollatorForSupervisedDataset] handler = "DataCollatorForSupervisedDataset"',
         )
     (spec,) = recipe.collators.values()
-    return _build_component(spec, tokenizer=tokenizer)
+    return _build_component(recipe, spec, tokenizer=tokenizer)
 
 
 def build_model(recipe: ValidatedRecipe) -> Any:

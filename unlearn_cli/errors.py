@@ -45,6 +45,11 @@ class UserError(Exception):
         """Return the same error with a file or key path filled in where it was missing."""
         return UserError(self.problem, file=self.file or file, key=self.key or key, hint=self.hint)
 
+    def under(self, prefix: str, *, file: str | None = None) -> UserError:
+        """The same error with a component-relative key put under `prefix` (`prefix.key`)."""
+        key = f"{prefix}.{self.key}" if self.key else prefix
+        return UserError(self.problem, file=self.file or file, key=key, hint=self.hint)
+
 
 def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """The registered names closest to a misspelt one, case-insensitively, best first."""

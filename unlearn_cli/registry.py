@@ -81,7 +81,8 @@ def register(kind: str, name: str | None = None, *, description: str | None = No
 
     def decorate(obj: T) -> T:
         registered_name = name or obj.__name__  # type: ignore[attr-defined]
-        doc = description or _first_line(inspect.getdoc(obj))
+        # its own docstring only, as the static index reads it (inspect.getdoc would inherit a base class's)
+        doc = description or _first_line(inspect.cleandoc(obj.__doc__) if obj.__doc__ else None)
         path = f"{obj.__module__}:{obj.__qualname__}"  # type: ignore[attr-defined]
         existing = _runtime.get((kind, registered_name))
         if existing is not None and existing.import_path != path:
@@ -115,10 +116,10 @@ def _registrations_in(tree: ast.Module, module_name: str) -> Iterable[Component]
                 continue
             func = deco.func
             called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-            if called != "register" or not deco.args:
+            if called != "register":
                 continue
-            kind = _literal(deco.args[0])
             keywords = {kw.arg: _literal(kw.value) for kw in deco.keywords}
+            kind = _literal(deco.args[0]) if deco.args else keywords.get("kind")
             name = _literal(deco.args[1]) if len(deco.args) > 1 else keywords.get("name")
             description = keywords.get("description") or _first_line(ast.get_docstring(node))
             if kind in KINDS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import typer
+
 from unlearn_cli.console import console, console_err
 
 __all__ = ["OVERRIDES_HELP", "RECIPE_HELP", "console", "console_err", "overrides_argument", "state"]

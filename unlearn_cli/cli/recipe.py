@@ -53,7 +53,10 @@ def show(
 
     resolved = resolve_recipe(recipe, overrides)
     text = tomli_w.dumps(resolved.values, multiline_strings=True)
-    console.print(Syntax(text, "toml", theme="ansi_dark", background_color="default", word_wrap=True))
+    if console.is_terminal:
+        console.print(Syntax(text, "toml", theme="ansi_dark", background_color="default", word_wrap=True))
+    else:  # piped or redirected: plain, unwrapped TOML that can be saved and loaded again
+        console.out(text, highlight=False, end="")
 
 
 @app.command("validate")
@@ -65,7 +68,8 @@ def validate(
     from unlearn_cli.recipes import load_recipe
 
     validated = load_recipe(recipe, overrides)
-    table = Table(title=f"{validated.recipe.source}: valid", title_justify="left")
+    console.print(f"{escape(str(validated.recipe.source))}: valid", soft_wrap=True, highlight=False)
+    table = Table()
     for column in ("section", "handler", "import path"):
         table.add_column(column, overflow="fold")
     if validated.model is not None:
@@ -78,7 +82,9 @@ def validate(
     if validated.trainer is not None:
         table.add_row("trainer", validated.trainer.component.name, validated.trainer.component.import_path)
     console.print(table)
-    console.print(f"[green]✓[/] run '{escape(validated.run.name)}' would write to {escape(str(validated.output_dir))}")
+    console.print(
+        f"[green]✓[/] run '{escape(validated.run.name)}' would write to {escape(str(validated.output_dir))}"
+    )
 
 
 @app.command("cp")
@@ -93,8 +99,12 @@ def copy(
     source = packaged_recipe_path(name) or locate_recipe(name)
     target = destination / source.name if destination.is_dir() else destination
     if target.exists() and not force:
-        raise UserError(f"{target} already exists", hint="choose another destination, or pass --force to overwrite it")
+        raise UserError(
+            f"{target} already exists", hint="choose another destination, or pass --force to overwrite it"
+        )
     if not target.parent.is_dir():
-        raise UserError(f"folder {target.parent} does not exist", hint="create it first, or copy into an existing folder")
+        raise UserError(
+            f"folder {target.parent} does not exist", hint="create it first, or copy into an existing folder"
+        )
     shutil.copyfile(source, target)
     console.print(f"copied {escape(name)} → {escape(str(target))}")

@@ -9,11 +9,15 @@ from unlearn_cli.cli.common import console
 from unlearn_cli.errors import UserError, did_you_mean
 from unlearn_cli.registry import Component
 
-app = typer.Typer(help="List registered components (models, datasets, collators, trainers, ...).", no_args_is_help=True)
+app = typer.Typer(
+    help="List registered components (models, datasets, collators, trainers, ...).", no_args_is_help=True
+)
 
 
 def _kind_option() -> str | None:
-    return typer.Option(None, "--kind", "-k", help="Only this kind: model, dataset, collator, trainer, metric, benchmark.")
+    return typer.Option(
+        None, "--kind", "-k", help="Only this kind: model, dataset, collator, trainer, metric, benchmark."
+    )
 
 
 @app.command("list")
@@ -25,7 +29,11 @@ def list_components(
     from unlearn_cli.registry import KINDS, Catalog
 
     if kind is not None and kind not in KINDS:
-        raise UserError(f"unknown kind '{kind}'", key="--kind", hint=did_you_mean(kind, KINDS) or f"kinds: {', '.join(KINDS)}")
+        raise UserError(
+            f"unknown kind '{kind}'",
+            key="--kind",
+            hint=did_you_mean(kind, KINDS) or f"kinds: {', '.join(KINDS)}",
+        )
     catalog = Catalog.discover(plugin)
     table = Table(title="Registered components", show_lines=False)
     for column in ("kind", "name", "import path", "description"):
@@ -50,7 +58,7 @@ def show_component(
         everything = [c.name for c in catalog.components(kind)]
         raise UserError(
             f"no registered component named '{name}'" + (f" of kind {kind}" if kind else ""),
-            hint=(did_you_mean(name, everything) or "") + " (see `unlearn registry list`)",
+            hint=(did_you_mean(name, everything) or "check the spelling") + " (see `unlearn registry list`)",
         )
     for component in matches:
         _describe(component)
@@ -83,11 +91,21 @@ def _describe(component: Component) -> None:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             for field_name, field in annotation.model_fields.items():
                 field_default = "required" if field.is_required() else repr(field.default)
-                table.add_row(f"  {parameter.name}.{field_name}", escape(_type_name(field.annotation)),
-                              escape(field_default), field.description or "")
+                table.add_row(
+                    f"  {parameter.name}.{field_name}",
+                    escape(_type_name(field.annotation)),
+                    escape(field_default),
+                    field.description or "",
+                )
     if not parameters:
         table.add_row("(none)", "", "", "")
-    console.print(Panel(escape(inspect.getdoc(handler) or component.description), title=f"{component.name}  [dim]{component.import_path}[/]", title_align="left"))
+    console.print(
+        Panel(
+            escape(inspect.getdoc(handler) or component.description),
+            title=f"{component.name}  [dim]{component.import_path}[/]",
+            title_align="left",
+        )
+    )
     console.print(table)
     if component.kind == "trainer":
         console.print("[dim]trainer.args: any field of transformers.TrainingArguments.[/]")

@@ -28,6 +28,12 @@ def _all_key_paths(values: Any, prefix: KeyPath = ()) -> list[str]:
     return paths
 
 
+def _candidates(values: Any, where: KeyPath) -> list[str]:
+    """Key paths a misspelt reference may have meant: not the referring key or a table holding it (cycles)."""
+    inside = {".".join(where[:end]) for end in range(1, len(where) + 1)}
+    return [path for path in _all_key_paths(values) if path not in inside]
+
+
 class _Resolver:
     def __init__(self, recipe: MergedRecipe) -> None:
         self.recipe = recipe
@@ -43,7 +49,7 @@ class _Resolver:
                     f"'${{{dotted}}}' refers to a key that does not exist",
                     file=self.recipe.origin(where),
                     key=".".join(where),
-                    hint=did_you_mean(dotted, _all_key_paths(self.values))
+                    hint=did_you_mean(dotted, _candidates(self.values, where))
                     or "references use the full dotted path from the top of the recipe",
                 )
             node = node[part]

@@ -61,7 +61,9 @@ def locate_recipe(reference: str) -> Path:
         if suggestions
         else "give a path to a .toml file, or a packaged recipe name (see `unlearn recipe list`)"
     )
-    raise UserError(f"recipe '{reference}' not found: no such file and no packaged recipe of that name", hint=hint)
+    raise UserError(
+        f"recipe '{reference}' not found: no such file and no packaged recipe of that name", hint=hint
+    )
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -76,6 +76,7 @@ def apply_overrides(recipe: MergedRecipe, overrides: list[str]) -> None:
             child = table.get(part)
             if child is None and not delete:
                 child = table[part] = {}
+                recipe.origins[path[: depth + 1]] = OVERRIDE_ORIGIN
             if not isinstance(child, dict):
                 where = ".".join(path[: depth + 1])
                 if child is None:
@@ -85,7 +86,8 @@ def apply_overrides(recipe: MergedRecipe, overrides: list[str]) -> None:
                         hint=did_you_mean(part, table) if isinstance(table, dict) else None,
                     )
                 raise UserError(
-                    f"cannot set '{dotted}': '{where}' is a {type(child).__name__}, not a table",
+                    f"cannot {'delete' if delete else 'set'} '{dotted}': '{where}' is a "
+                    f"{type(child).__name__}, not a table",
                     key=dotted,
                 )
             table = child

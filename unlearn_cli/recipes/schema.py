@@ -235,9 +235,10 @@ def validate_arguments(
     parameters = handler_parameters(handler, skip=skip)
     if only_keyword_only:
         parameters = [p for p in parameters if p.kind == p.KEYWORD_ONLY]
-    accepts_extra = any(
-        p.kind == p.VAR_KEYWORD for p in inspect.signature(handler).parameters.values()
-    ) and not only_keyword_only
+    accepts_extra = (
+        any(p.kind == p.VAR_KEYWORD for p in inspect.signature(handler).parameters.values())
+        and not only_keyword_only
+    )
     hints = _resolved_hints(handler)
     annotations = {p.name: hints.get(p.name, Any) for p in parameters}
     for name in args:
@@ -336,15 +337,18 @@ def _component(
     if section is None:
         return None
     handler_name = section.handler or name
+    handler_path = (*path, "handler") if section.handler is not None else path
     try:
-        component = catalog.get(kind, handler_name, file=problems.recipe.origin(path), key=".".join(path))
+        component = catalog.get(
+            kind, handler_name, file=problems.recipe.origin(handler_path), key=".".join(handler_path)
+        )
     except UserError as exc:
         if section.handler is None:
             exc = UserError(
                 f"no `handler` given and '{name}' is not a registered {kind} handler",
                 file=exc.file,
                 key=".".join((*path, "handler")),
-                hint=f"add `handler = \"...\"`; registered: {', '.join(catalog.names(kind))}",
+                hint=f'add `handler = "..."`; registered: {", ".join(catalog.names(kind))}',
             )
         problems.extend(exc)
         return None
@@ -365,7 +369,7 @@ def _validate_model(catalog: Catalog, value: Any, problems: _Problems) -> ModelS
         return None
     try:
         component = catalog.get(
-            "model", section.handler, file=problems.recipe.origin(("model",)), key="model.handler"
+            "model", section.handler, file=problems.recipe.origin(("model", "handler")), key="model.handler"
         )
     except UserError as exc:
         problems.extend(exc)
@@ -419,7 +423,7 @@ def validate_recipe(recipe: MergedRecipe, catalog: Catalog) -> ValidatedRecipe:
             continue
         if not isinstance(datasets, dict) or not datasets:
             problems.add(
-                "must be a table of named datasets, e.g. [data.train.MY_QA] handler = \"QADataset\"",
+                'must be a table of named datasets, e.g. [data.train.MY_QA] handler = "QADataset"',
                 ("data", split),
             )
             continue
@@ -457,7 +461,10 @@ def _validate_trainer(catalog: Catalog, value: Any, problems: _Problems) -> Trai
         return None
     try:
         component = catalog.get(
-            "trainer", section.handler, file=problems.recipe.origin(("trainer",)), key="trainer.handler"
+            "trainer",
+            section.handler,
+            file=problems.recipe.origin(("trainer", "handler")),
+            key="trainer.handler",
         )
     except UserError as exc:
         problems.extend(exc)

@@ -1,0 +1,326 @@
+"""What every tokenized dataset shares: cached batched tokenization, flat token storage, counts and lengths.
+
+Tokenization runs once, batched, through `datasets.map` with a fingerprint this module computes itself from
+the raw data's fingerprint, the tokenizer's content, the handler's settings and the source of the code that
+tokenizes. `datasets` then finds its earlier output on disk, so building the same dataset again tokenizes
+nothing. (Letting `datasets` hash the map function instead is fragile: a fast tokenizer's hash changes when it
+is called with other truncation settings, which silently turns every rebuild into a cache miss.)
+
+After mapping, token ids are pulled out of Arrow into one flat int32 array plus offsets, so `__getitem__`
+is a numpy slice and `lengths()` a `numpy.diff`, with no per-item Arrow or Python decoding.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, is_dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from unlearn_cli.data.template import IGNORE_INDEX
+from unlearn_cli.errors import UserError, did_you_mean
+
+logger = logging.getLogger("unlearn_cli.data")
+
+TOKENS = datasets.List(datasets.Value("int32"))
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """A hash of everything about a tokenizer that changes its output, and nothing that does not."""
+    parts: dict[str, Any] = {
+        "class": type(tokenizer).__name__,
+        "special": {k: str(v) for k, v in sorted(getattr(tokenizer, "special_tokens_map", {}).items())},
+        "chat_template": getattr(tokenizer, "chat_template", None),
+        "eos": getattr(tokenizer, "eos_token_id", None),
+    }
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        config = json.loads(backend.to_str())
+        config.pop("truncation", None)
+        config.pop("padding", None)
+        parts["backend"] = config
+    else:
+        parts["vocab"] = sorted(tokenizer.get_vocab().items())
+    return _digest(parts)
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=_jsonable, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if hasattr(value, "model_dump"):
+        return value.model_dump()
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    # repr() could hold a memory address, which would turn every rebuild into a silent cache miss.
+    raise TypeError(f"cannot fingerprint a {type(value).__name__}; settings must be plain data")
+
+
+@cache
+def _source_digest(files: tuple[str, ...]) -> str:
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(Path(file).read_bytes())
+    return digest.hexdigest()
+
+
+def tokenize_cached(
+    raw: datasets.Dataset,
+    function: Callable[..., dict[str, list[Any]]],
+    *,
+    tokenizer: Any,
+    settings: Mapping[str, Any],
+    fn_kwargs: Mapping[str, Any],
+    features: datasets.Features,
+    code_files: Iterable[str],
+    desc: str,
+) -> datasets.Dataset:
+    """`raw.map(function, batched=True)`, reusing the cached result when data, tokenizer and settings match.
+
+    `settings` must hold every argument that changes the output (it is the cache key with the tokenizer and
+    the source files of the code); `fn_kwargs` carries the objects the function uses and is not hashed.
+    """
+    fingerprint = _digest(
+        {
+            "raw": raw._fingerprint,
+            "tokenizer": tokenizer_fingerprint(tokenizer),
+            "settings": settings,
+            "code": _source_digest(tuple(sorted(set(code_files)))),
+        }
+    )
+    return raw.map(
+        _without_gc,
+        batched=True,
+        with_indices=True,
+        remove_columns=raw.column_names,
+        fn_kwargs={"function": function, **fn_kwargs},
+        features=features,
+        new_fingerprint=fingerprint,
+        desc=desc,
+    )
+
+
+def _without_gc(batch: Any, positions: list[int], *, function: Callable[..., Any], **kwargs: Any) -> Any:
+    """Run one batch with the cyclic GC paused: tokenizer output is millions of small objects, and the full
+    collections they trigger cost about a quarter of the tokenization time while finding no cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return function(batch, positions, **kwargs)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def check_columns(raw: datasets.Dataset, keys: Mapping[str, str | None]) -> None:
+    """Raise a UserError naming the argument whose column the data lacks, with the columns it has."""
+    for arg, column in keys.items():
+        if column is not None and column not in raw.column_names:
+            have = ", ".join(raw.column_names)
+            hint = did_you_mean(column, raw.column_names)
+            raise UserError(
+                f"column '{column}' is not in the dataset; its columns are: {have}",
+                key=arg,
+                hint=hint or f"set {arg} to one of the columns above",
+            )
+
+
+def source_indices(batch: Mapping[str, list[Any]], positions: list[int], index_key: str | None) -> list[int]:
+    """Each row's own `index` column when the data has one (TOFU-style ids), else its row position."""
+    if index_key is None or index_key not in batch:
+        return list(positions)
+    try:
+        return [int(v) for v in batch[index_key]]
+    except (TypeError, ValueError) as exc:
+        raise UserError(
+            f"column '{index_key}' must hold whole numbers: {exc}",
+            key="index_key",
+            hint="set index_key to another column, or to an absent one to number rows by position",
+        ) from exc
+
+
+class TokenColumn:
+    """A column of token sequences held as one flat array plus row offsets."""
+
+    def __init__(self, values: np.ndarray, offsets: np.ndarray) -> None:
+        self.values = values
+        self.offsets = offsets
+
+    @classmethod
+    def from_dataset(cls, tokenized: datasets.Dataset, column: str) -> TokenColumn:
+        chunked = tokenized.data.column(column)
+        array = chunked.combine_chunks()
+        if len(array) == 0:
+            return cls(np.zeros(0, np.int32), np.zeros(1, np.int64))
+        offsets = array.offsets.to_numpy().astype(np.int64)
+        return cls(array.values.to_numpy(zero_copy_only=False), offsets)
+
+    def __getitem__(self, row: int) -> np.ndarray:
+        return self.values[self.offsets[row] : self.offsets[row + 1]]
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One tokenized sequence per item (an item of a paired dataset has two)."""
+
+    tokens: TokenColumn
+    label_start: np.ndarray
+    truncated: np.ndarray
+
+
+class TokenizedDataset(Dataset):
+    """Base of the handlers: items are rows of a tokenized table, each read as torch tensors."""
+
+    predict_with_generate: bool = False
+
+    def _finish(
+        self,
+        tokenized: datasets.Dataset,
+        suffixes: Iterable[str],
+        *,
+        rows: int,
+        max_length: int,
+    ) -> None:
+        """Take the mapped table's columns into flat arrays, count cut and dropped items, and warn."""
+        slots = {
+            suffix: Slot(
+                TokenColumn.from_dataset(tokenized, "input_ids" + suffix),
+                np.asarray(tokenized.data.column("label_start" + suffix).to_numpy(), np.int64),
+                np.asarray(tokenized.data.column("truncated" + suffix).to_numpy(zero_copy_only=False), bool),
+            )
+            for suffix in suffixes
+        }
+        index = np.asarray(tokenized.data.column("index").to_numpy(), np.int64)
+        self._set(tokenized, slots, index, rows=rows, max_length=max_length)
+
+    def _set(
+        self,
+        tokenized: datasets.Dataset,
+        slots: dict[str, Slot],
+        index: np.ndarray,
+        *,
+        rows: int,
+        max_length: int,
+    ) -> None:
+        self.tokenized = tokenized
+        self.max_length = max_length
+        self._rows = rows
+        self._slots = slots
+        self._index = index
+        trainable = np.ones(len(index), bool)
+        truncated = np.zeros(len(index), bool)
+        for slot in slots.values():
+            trainable &= slot.label_start < slot.tokens.lengths()
+            truncated |= slot.truncated
+        self._keep = np.flatnonzero(trainable)
+        self._dropped = int((~trainable).sum())
+        self._truncated = int((truncated & trainable).sum())
+        self._report()
+
+    def _report(self) -> None:
+        name = type(self).__name__
+        if len(self) == 0:
+            raise UserError(
+                f"{name} has no items left: all {self._dropped} lose their whole answer to max_length "
+                f"{self.max_length}"
+                if self._dropped
+                else f"{name} has no items",
+                key="max_length" if self._dropped else None,
+                hint="raise max_length" if self._dropped else None,
+            )
+        if self._dropped or self._truncated:
+            logger.warning(
+                "%s: %d of %d items cut at max_length=%d; %d dropped because no answer token was left "
+                "(raise max_length to keep them)",
+                name,
+                self._truncated + self._dropped,
+                len(self._keep) + self._dropped,
+                self.max_length,
+                self._dropped,
+            )
+
+    def __len__(self) -> int:
+        return len(self._keep)
+
+    def _item(self, suffix: str, row: int) -> dict[str, torch.Tensor]:
+        slot = self._slots[suffix]
+        ids = slot.tokens[row].astype(np.int64)
+        start = int(slot.label_start[row])
+        index = torch.from_numpy(self._index[row : row + 1].copy()).squeeze(0)
+        if self.predict_with_generate:
+            ids, labels = ids[:start], ids[start:]
+        else:
+            labels = ids.copy()
+            labels[:start] = IGNORE_INDEX
+        return {
+            "input_ids": torch.from_numpy(ids),
+            "labels": torch.from_numpy(labels),
+            "attention_mask": torch.from_numpy(np.ones(len(ids), np.int64)),
+            "index": index,
+        }
+
+    def _row(self, item: int) -> int:
+        if item < 0:
+            item += len(self._keep)
+        if not 0 <= item < len(self._keep):
+            raise IndexError(f"item {item} out of range for {len(self._keep)} items")
+        return int(self._keep[item])
+
+    def lengths(self) -> list[int]:
+        """Tokens in each item's `input_ids` (the longest of a paired item's sequences), in item order."""
+        per_slot = []
+        for slot in self._slots.values():
+            lengths = slot.label_start if self.predict_with_generate else slot.tokens.lengths()
+            per_slot.append(lengths[self._keep])
+        return np.maximum.reduce(per_slot).tolist()
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for `inspect-data` and the run log: items, truncation, drops and token statistics."""
+        lengths = np.asarray(self.lengths(), np.int64)
+        trainable = sum(
+            int((slot.tokens.lengths()[self._keep] - slot.label_start[self._keep]).sum())
+            for slot in self._slots.values()
+        )
+        return {
+            "handler": type(self).__name__,
+            "rows": self._rows,
+            "items": len(self),
+            "truncated": self._truncated,
+            "dropped_no_trainable_tokens": self._dropped,
+            "max_length": self.max_length,
+            "tokens": int(lengths.sum()),
+            "trainable_tokens": trainable,
+            "min_tokens": int(lengths.min()) if len(lengths) else 0,
+            "mean_tokens": float(lengths.mean()) if len(lengths) else 0.0,
+            "max_tokens": int(lengths.max()) if len(lengths) else 0,
+        }
+
+
+def length_grouped_sampler(dataset: Any, batch_size: int, generator: torch.Generator | None = None) -> Any:
+    """A `transformers` LengthGroupedSampler fed from `dataset.lengths()` instead of reading every item.
+
+    `Trainer` reads a length column only from a `datasets.Dataset`; for any other dataset it calls
+    ``dataset[i]["input_ids"]`` for every item (and fails on paired items that have no top-level
+    `input_ids`). A trainer using `train_sampling_strategy="group_by_length"` should build its sampler here.
+    """
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    lengths = dataset.lengths() if hasattr(dataset, "lengths") else None
+    return LengthGroupedSampler(batch_size, dataset=dataset, lengths=lengths, generator=generator)

@@ -1,0 +1,163 @@
+"""Load one split of a dataset from the Hub, local files or the built-in generator, as a `datasets.Dataset`.
+
+Errors name the recipe key they come from (`key`, e.g. ``"hf_args"``), so a user sees which table to fix.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from unlearn_cli.errors import UserError, did_you_mean
+
+BUILTIN_SCHEME = "builtin://"
+_FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
+_LOCAL_BUILDERS = frozenset(_FILE_BUILDERS.values()) | {"arrow"}
+
+
+def load_hf_dataset(hf_args: Mapping[str, Any], *, key: str = "hf_args") -> Any:
+    """`datasets.load_dataset(**hf_args)` with checks and clear errors; returns one `datasets.Dataset`.
+
+    Accepted forms: a Hub id (``path="locuslab/TOFU", name="forget10", split="train"``), a packaged builder
+    with local files (``path="json", data_files="forget.jsonl"``; relative paths resolve against the working
+    directory), a file path directly (``path="forget.jsonl"``), or ``path="builtin://fictitious-authors"``
+    with ``name`` naming a subset of the generated set. Without a `split`, data that has a single split
+    (local files, most small Hub sets) gives that split; data with several must name one.
+    """
+    if not isinstance(hf_args, Mapping) or not hf_args.get("path"):
+        raise UserError(
+            "needs a 'path': a Hub dataset id, a builder with data_files, a local file or builtin://...",
+            key=f"{key}.path",
+            hint='e.g. hf_args = { path = "json", data_files = "data/forget.jsonl", split = "train" }',
+        )
+    args = dict(hf_args)
+    path = str(args["path"])
+    if path.startswith(BUILTIN_SCHEME):
+        return _load_builtin(path, args, key)
+    suffix = Path(path).suffix.lower()
+    if suffix in _FILE_BUILDERS and "data_files" not in args:
+        args["path"] = _FILE_BUILDERS[suffix]
+        args["data_files"] = path
+    if args["path"] in _LOCAL_BUILDERS:
+        if "data_files" not in args and "data_dir" not in args:
+            raise UserError(
+                f"builder '{args['path']}' needs 'data_files' (the file or files to read)",
+                key=f"{key}.data_files",
+            )
+        if "data_files" in args:
+            _check_local_files(args["data_files"], f"{key}.data_files")
+            if not isinstance(args["data_files"], Mapping):
+                args.setdefault("split", "train")
+    return _load(args, key)
+
+
+def _load(args: dict[str, Any], key: str) -> Any:
+    import datasets
+
+    if args.get("streaming"):
+        raise UserError("streaming datasets are not supported", key=f"{key}.streaming", hint="remove it")
+    try:
+        loaded = datasets.load_dataset(**args)
+    except ValueError as exc:
+        if "corresponds to no data" in str(exc):
+            raise UserError(
+                f"dataset '{args['path']}' has zero rows in split '{args.get('split')}'",
+                key=key,
+                hint="check the split (and its slice) and the files",
+            ) from exc
+        split_error = "split" in str(exc).lower()
+        raise UserError(
+            f"cannot load dataset '{args['path']}': {exc}",
+            key=f"{key}.split" if split_error else key,
+            hint="check the split name (slices like 'train[:10%]' work too)" if split_error else None,
+        ) from exc
+    except (OSError, datasets.exceptions.DatasetsError, StopIteration, TypeError) as exc:
+        hint = None
+        if isinstance(exc, ConnectionError):
+            hint = "the Hub is unreachable; use local files (path = 'json', data_files = ...) or builtin://"
+        raise UserError(
+            f"cannot load dataset '{args['path']}': {type(exc).__name__}: {exc}", key=key, hint=hint
+        ) from exc
+    if isinstance(loaded, datasets.DatasetDict) and len(loaded) == 1:
+        loaded = next(iter(loaded.values()))
+    if isinstance(loaded, datasets.DatasetDict):
+        splits = ", ".join(f"'{s}'" for s in loaded)
+        raise UserError(
+            f"names no split, and dataset '{args['path']}' has several: {splits}",
+            key=f"{key}.split",
+            hint=f'add split = "{next(iter(loaded))}" (or another of them)',
+        )
+    if not isinstance(loaded, datasets.Dataset):
+        raise UserError(
+            f"gave a {type(loaded).__name__}, not a datasets.Dataset",
+            key=key,
+            hint="give one split, without streaming",
+        )
+    if len(loaded) == 0:
+        raise UserError(f"dataset '{args['path']}' has zero rows", key=key, hint="check the split and files")
+    return loaded
+
+
+def _paths(data_files: Any) -> Iterable[str]:
+    if isinstance(data_files, str | os.PathLike):
+        yield os.fspath(data_files)
+    elif isinstance(data_files, Mapping):
+        for value in data_files.values():
+            yield from _paths(value)
+    elif isinstance(data_files, list | tuple):
+        for value in data_files:
+            yield from _paths(value)
+
+
+def _check_local_files(data_files: Any, key: str) -> None:
+    paths = list(_paths(data_files))
+    if not paths:
+        raise UserError("names no files", key=key)
+    for path in paths:
+        if "://" in path:
+            continue
+        matches = glob.glob(path) if glob.has_magic(path) else ([path] if os.path.exists(path) else [])
+        if not matches:
+            where = Path(path) if Path(path).is_absolute() else Path.cwd() / path
+            raise UserError(
+                f"file not found: {path}",
+                key=key,
+                hint=f"looked for {where}; relative paths are read from the working directory",
+            )
+        if all(os.path.isfile(m) and os.path.getsize(m) == 0 for m in matches):
+            raise UserError(f"'{path}' is empty: the dataset has zero rows", key=key)
+
+
+def _load_builtin(path: str, args: dict[str, Any], key: str) -> Any:
+    try:
+        from unlearn_cli.builtin import resolve_builtin
+    except ImportError as exc:
+        raise UserError(f"built-in datasets are unavailable: {exc}", key=f"{key}.path") from exc
+    try:
+        target = Path(resolve_builtin(path))
+    except UserError as exc:
+        raise exc.located(key=f"{key}.path") from exc
+    if target.is_file():
+        file = target
+    else:
+        available = sorted(p.stem for p in target.glob("*.jsonl"))
+        name = args.get("name")
+        if not name:
+            raise UserError(
+                f"'{path}' needs a 'name' choosing one of its subsets: {', '.join(available) or '(none)'}",
+                key=f"{key}.name",
+            )
+        file = target / f"{name}.jsonl"
+        if not file.is_file():
+            raise UserError(
+                f"'{path}' has no subset '{name}'; it has {', '.join(available) or 'none'}",
+                key=f"{key}.name",
+                hint=did_you_mean(str(name), available),
+            )
+    passed = {k: v for k, v in args.items() if k in {"cache_dir", "keep_in_memory", "download_mode"}}
+    return _load(
+        {"path": "json", "data_files": str(file), "split": args.get("split") or "train", **passed}, key
+    )
