@@ -10,14 +10,13 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 
 _CACHE_ENV = ("UNLEARN_CLI_CACHE", "HF_DATASETS_CACHE", "HF_HUB_OFFLINE")
 _saved_env: dict[str, str | None] = {}
@@ -30,7 +29,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_cache_root] = root
     _saved_env.update({key: os.environ.get(key) for key in _CACHE_ENV})
     os.environ.update(
-        UNLEARN_CLI_CACHE=str(root / "unlearn-cli"), HF_DATASETS_CACHE=str(root / "datasets"), HF_HUB_OFFLINE="1"
+        UNLEARN_CLI_CACHE=str(root / "unlearn-cli"),
+        HF_DATASETS_CACHE=str(root / "datasets"),
+        HF_HUB_OFFLINE="1",
     )
 
 

@@ -130,7 +130,7 @@ def test_recipe_show_error(run_unlearn: Runner, tmp_path: Path) -> None:
     assert (result.code, result.stdout) == (2, "")
     assert result.stderr == (
         f"error: {recipe}: key 'run.name': '${{vars.nam}}' refers to a key that does not exist\n"
-        "  hint: did you mean 'vars.name' or 'vars'?\n"
+        "  hint: did you mean 'vars.name'?\n"
     )
 
 

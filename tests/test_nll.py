@@ -58,6 +58,12 @@ def test_mean_is_over_tokens_not_sequences_or_batches(batch_size: int) -> None:
 
 
 def test_no_labelled_tokens_is_an_error() -> None:
-    dataset = [{"input_ids": torch.tensor([0, 0, 0]), "labels": torch.full((3,), -100), "attention_mask": torch.ones(3)}]
+    dataset = [
+        {
+            "input_ids": torch.tensor([0, 0, 0]),
+            "labels": torch.full((3,), -100),
+            "attention_mask": torch.ones(3),
+        }
+    ]
     with pytest.raises(ValueError, match="no labelled tokens"):
         mean_answer_nll(FixedLogitsModel(), dataset, _collate)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 SMALL_DATA = "builtin://fictitious-authors?authors=4&facts=5"
 FAST = [

@@ -66,7 +66,8 @@ def build_collator(recipe: ValidatedRecipe, tokenizer: Any) -> Any:
             "the recipe has no [collator.NAME] section",
             file=str(recipe.recipe.source),
             key="collator",
-            hint='add [collator.DataCollatorForSupervisedDataset] handler = "DataCollatorForSupervisedDataset"',
+            hint="add [collator.DataCollatorForSupervisedDataset] with "
+            'handler = "DataCollatorForSupervisedDataset"',
         )
     (spec,) = recipe.collators.values()
     return _build_component(recipe, spec, tokenizer=tokenizer)

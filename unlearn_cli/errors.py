@@ -52,11 +52,18 @@ class UserError(Exception):
 
 
 def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
-    """The registered names closest to a misspelt one, case-insensitively, best first."""
-    pool = list(candidates)
-    lowered = {c.lower(): c for c in pool}
+    """The registered names closest to a misspelt one, case-insensitively, best first.
+
+    Only names nearly as close as the best match are kept, so a clear typo gets one suggestion.
+    """
+    lowered = {c.lower(): c for c in candidates}
     matches = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.5)
-    return [lowered[m] for m in matches]
+    if not matches:
+        return []
+    best = difflib.SequenceMatcher(None, name.lower(), matches[0]).ratio()
+    return [
+        lowered[m] for m in matches if difflib.SequenceMatcher(None, name.lower(), m).ratio() >= best - 0.15
+    ]
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:

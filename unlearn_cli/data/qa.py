@@ -87,7 +87,7 @@ def encode_qa_batch(
         slots = [
             [plan.idk_phrases[idk_choices[position]]]
             if column is None
-            else _as_answers(column[offset], key, arg, position)
+            else _as_answers(column[offset], str(key), arg, position)
             for key, arg, column in zip(plan.answer_keys, plan.answer_args, columns, strict=True)
         ]
         for answers in _pair(slots, position, plan.answer_args):
@@ -149,7 +149,7 @@ class _QABase(base.TokenizedDataset):
             raise UserError(f"max_length must be at least 1, got {max_length}", key="max_length")
         if num_few_shot is not None and num_few_shot < 0:
             raise UserError(f"num_few_shot must be 0 or more, got {num_few_shot}", key="num_few_shot")
-        template_args = template_args or TemplateArgs()
+        template_args = template_args or TemplateArgs.model_validate({})
         self.template_args = template_args
         self.predict_with_generate = predict_with_generate
         raw = load_hf_dataset(hf_args, key="hf_args")

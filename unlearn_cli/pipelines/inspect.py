@@ -100,7 +100,9 @@ def run_inspection(reference: str, overrides: list[str] | None, *, splits: list[
     tokenizer = pipeline.tokenizer()
     stats_table = Table(title="Per-dataset statistics (token lengths after templating)", title_justify="left")
     for column in ("split", "dataset", "part", "items", "min", "median", "max", "truncated", "no trainable"):
-        stats_table.add_column(column, justify="right" if column not in ("split", "dataset", "part") else "left")
+        stats_table.add_column(
+            column, justify="right" if column not in ("split", "dataset", "part") else "left"
+        )
     for split in splits or available:
         for name, dataset in pipeline.datasets(split=split).items():
             if len(dataset) == 0:

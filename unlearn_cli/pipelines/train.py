@@ -93,8 +93,15 @@ def _print_summary(manifest: dict[str, Any], output_dir: Any) -> None:
     table = Table(title=f"Training finished: {manifest['run_name']}", title_justify="left")
     table.add_column("what")
     table.add_column("value", justify="right")
-    for key in ("train_items", "global_steps", "final_loss", "mean_train_loss", "answer_nll_before",
-                "answer_nll_after", "wall_seconds"):
+    for key in (
+        "train_items",
+        "global_steps",
+        "final_loss",
+        "mean_train_loss",
+        "answer_nll_before",
+        "answer_nll_after",
+        "wall_seconds",
+    ):
         if manifest.get(key) is not None:
             value = manifest[key]
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))

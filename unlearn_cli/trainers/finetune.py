@@ -37,5 +37,7 @@ class FinetuneTrainer(Trainer):
         from transformers.trainer_pt_utils import LengthGroupedSampler
 
         return LengthGroupedSampler(
-            self.args.train_batch_size * self.args.gradient_accumulation_steps, dataset=dataset, lengths=lengths
+            self.args.train_batch_size * self.args.gradient_accumulation_steps,
+            dataset=dataset,
+            lengths=lengths,
         )
