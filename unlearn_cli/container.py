@@ -9,6 +9,7 @@ arguments, so each one is testable without the container.
 from __future__ import annotations
 
 import inspect
+import os
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,12 @@ def training_arguments(recipe: ValidatedRecipe, output_dir: Path) -> Any:
     if recipe.trainer is None:
         raise UserError("the recipe has no [trainer] section", file=str(recipe.recipe.source), key="trainer")
     args = {"seed": recipe.run.seed, "report_to": "none", **recipe.trainer.args}
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch
+
+        # Without use_cpu, transformers runs every CPU rank as an independent single process.
+        args.setdefault("use_cpu", not torch.cuda.is_available())
+        args.setdefault("ddp_find_unused_parameters", False)
     try:
         return TrainingArguments(output_dir=str(output_dir), **args)
     except (ValueError, TypeError) as exc:

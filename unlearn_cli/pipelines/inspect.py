@@ -140,4 +140,8 @@ def run_inspection(reference: str, overrides: list[str] | None, *, splits: list[
                     f"{untrained}" + (f" ({dropped} dropped)" if dropped else ""),
                 )
     console.print(stats_table)
-    console.print(f"[{PROMPT_STYLE}]prompt (no loss)[/]  [{TRAINED_STYLE}]trained tokens (loss)[/]")
+    console.print(
+        f"[{PROMPT_STYLE}]prompt (no loss)[/]  [{TRAINED_STYLE}]trained tokens (loss)[/]  "
+        "min/median/max: tokens per item; truncated: items cut at max_length; "
+        "untrained: items with no trained token (dropped at load)"
+    )
