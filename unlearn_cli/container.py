@@ -89,10 +89,15 @@ def training_arguments(recipe: ValidatedRecipe, output_dir: Path) -> Any:
 
     if recipe.trainer is None:
         raise UserError("the recipe has no [trainer] section", file=str(recipe.recipe.source), key="trainer")
-    args = {"seed": recipe.run.seed, "report_to": "none", **recipe.trainer.args}
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        import torch
+    import torch
 
+    args = {
+        "seed": recipe.run.seed,
+        "report_to": "none",
+        "dataloader_pin_memory": torch.cuda.is_available(),
+        **recipe.trainer.args,
+    }
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Without use_cpu, transformers runs every CPU rank as an independent single process.
         args.setdefault("use_cpu", not torch.cuda.is_available())
         args.setdefault("ddp_find_unused_parameters", False)

@@ -313,14 +313,25 @@ class TokenizedDataset(Dataset):
         }
 
 
+def dataset_lengths(dataset: Any) -> list[int] | None:
+    """Token length of every item from the lengths stored at tokenization (a `ConcatDataset` too), or None."""
+    from torch.utils.data import ConcatDataset
+
+    if isinstance(dataset, ConcatDataset):
+        parts = [dataset_lengths(part) for part in dataset.datasets]
+        return None if any(p is None for p in parts) else [n for p in parts for n in p or []]
+    return list(dataset.lengths()) if hasattr(dataset, "lengths") else None
+
+
 def length_grouped_sampler(dataset: Any, batch_size: int, generator: torch.Generator | None = None) -> Any:
-    """A `transformers` LengthGroupedSampler fed from `dataset.lengths()` instead of reading every item.
+    """A `transformers` LengthGroupedSampler fed from the stored lengths instead of reading every item.
 
     `Trainer` reads a length column only from a `datasets.Dataset`; for any other dataset it calls
     ``dataset[i]["input_ids"]`` for every item (and fails on paired items that have no top-level
-    `input_ids`). A trainer using `train_sampling_strategy="group_by_length"` should build its sampler here.
+    `input_ids`). Trainers build their sampler here for `train_sampling_strategy="group_by_length"`.
     """
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    lengths = dataset.lengths() if hasattr(dataset, "lengths") else None
-    return LengthGroupedSampler(batch_size, dataset=dataset, lengths=lengths, generator=generator)
+    return LengthGroupedSampler(
+        batch_size, dataset=dataset, lengths=dataset_lengths(dataset), generator=generator
+    )

@@ -9,16 +9,6 @@ from transformers import Trainer
 from unlearn_cli.registry import register
 
 
-def dataset_lengths(dataset: Any) -> list[int] | None:
-    """Token length of every item, read from the datasets' stored lengths (no item is materialised)."""
-    from torch.utils.data import ConcatDataset
-
-    if isinstance(dataset, ConcatDataset):
-        parts = [dataset_lengths(part) for part in dataset.datasets]
-        return None if any(p is None for p in parts) else [n for p in parts for n in p or []]
-    return list(dataset.lengths()) if hasattr(dataset, "lengths") else None
-
-
 @register("trainer", "finetune")
 class FinetuneTrainer(Trainer):
     """Supervised fine-tuning: transformers.Trainer, loss on the labelled (answer) tokens.
@@ -30,14 +20,11 @@ class FinetuneTrainer(Trainer):
     """
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-        dataset = train_dataset if train_dataset is not None else self.train_dataset
-        lengths = dataset_lengths(dataset) if dataset is not None else None
-        if self.args.train_sampling_strategy != "group_by_length" or lengths is None:
-            return super()._get_train_sampler(train_dataset)
-        from transformers.trainer_pt_utils import LengthGroupedSampler
+        from unlearn_cli.data.base import dataset_lengths, length_grouped_sampler
 
-        return LengthGroupedSampler(
-            self.args.train_batch_size * self.args.gradient_accumulation_steps,
-            dataset=dataset,
-            lengths=lengths,
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy != "group_by_length" or dataset_lengths(dataset) is None:
+            return super()._get_train_sampler(train_dataset)
+        return length_grouped_sampler(
+            dataset, self.args.train_batch_size * self.args.gradient_accumulation_steps
         )
