@@ -249,9 +249,9 @@ def test_missing_eos_and_pad_are_added(tmp_path: Path) -> None:
     assert tokenizer("hello world</s>").input_ids[-1] == 3
 
 
-def test_a_new_eos_token_warns_that_embeddings_need_resizing(tmp_path: Path) -> None:
+def test_a_new_eos_token_warns_that_embeddings_grow(tmp_path: Path) -> None:
     folder = _save_bare_tokenizer(tmp_path / "tok", with_eos_word=False)
-    with pytest.warns(UserWarning, match="resized to 4"):
+    with pytest.warns(UserWarning, match="grows the model.s embeddings to 4"):
         tokenizer = load_tokenizer({"pretrained_model_name_or_path": str(folder)})
     assert (tokenizer.eos_token, tokenizer.eos_token_id, tokenizer.pad_token_id) == ("</s>", 3, 3)
 

@@ -154,3 +154,16 @@ def test_two_ranks_split_the_data_and_save_once(tmp_path: Path) -> None:
     assert manifest["global_steps"] == 6  # 20 items / (5 per rank × 2 ranks) × 3 epochs
     assert proc.stdout.count("Training finished") == 1
     assert (output_dir / "model.safetensors").is_file()
+
+
+def test_arguments_transformers_rejects_leave_no_output_folder(run_unlearn, tmp_path: Path) -> None:
+    target = tmp_path / "never"
+    result = run_unlearn(
+        "train",
+        "quickstart/finetune",
+        'trainer.args.lr_scheduler_type="sideways"',
+        f"run.output_dir={target}",
+    )
+    assert result.code == 2
+    assert "key 'trainer.args'" in result.stderr and "Traceback" not in result.stderr
+    assert not target.exists()

@@ -74,13 +74,18 @@ def build_collator(recipe: ValidatedRecipe, tokenizer: Any) -> Any:
     return _build_component(recipe, spec, tokenizer=tokenizer)
 
 
-def build_model(recipe: ValidatedRecipe) -> Any:
+def build_model(recipe: ValidatedRecipe, tokenizer: Any) -> Any:
+    """The model, its embeddings grown when the tokenizer gained a token (an added eos) it does not know."""
     if recipe.model is None:
         raise UserError("the recipe has no [model] section", file=str(recipe.recipe.source), key="model")
     try:
-        return recipe.model.component.load()(**recipe.model.args)
+        model = recipe.model.component.load()(**recipe.model.args)
     except UserError as exc:
         raise exc.located(file=recipe.recipe.origin(("model",))) from None
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if embeddings is not None and len(tokenizer) > embeddings.num_embeddings:
+        model.resize_token_embeddings(len(tokenizer))
+    return model
 
 
 def training_arguments(recipe: ValidatedRecipe, output_dir: Path) -> Any:
@@ -118,16 +123,15 @@ def build_trainer(
     collator: Any,
     train_dataset: Any,
     eval_dataset: Any,
-    output_dir: Path,
+    training_args: Any,
 ) -> Any:
-    args = training_arguments(recipe, output_dir)
+    """The recipe's trainer handler over the built pieces; `training_args` from `training_arguments`."""
     spec = recipe.trainer
-    if spec is None:  # training_arguments has already refused a recipe without [trainer]
-        raise UserError("the recipe has no [trainer] section", key="trainer")
-    handler = spec.component.load()
-    return handler(
+    if spec is None:
+        raise UserError("the recipe has no [trainer] section", file=str(recipe.recipe.source), key="trainer")
+    return spec.component.load()(
         model=model,
-        args=args,
+        args=training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         data_collator=collator,
@@ -149,7 +153,7 @@ class Pipeline(containers.DeclarativeContainer):
     template_args = providers.Callable(_template_args, recipe)
     datasets = providers.Factory(build_datasets, recipe, tokenizer, template_args)
     collator = providers.Singleton(build_collator, recipe, tokenizer)
-    model = providers.Singleton(build_model, recipe)
+    model = providers.Singleton(build_model, recipe, tokenizer)
     trainer = providers.Factory(build_trainer, recipe, model, tokenizer, collator)
 
 

@@ -226,7 +226,7 @@ def ensure_special_tokens(tokenizer: PreTrainedTokenizerBase) -> PreTrainedToken
         if len(tokenizer) > size:
             warnings.warn(
                 f"the tokenizer had no eos token; added '{DEFAULT_EOS}' as a new token (id "
-                f"{tokenizer.eos_token_id}), so the model's embeddings must be resized to {len(tokenizer)}",
+                f"{tokenizer.eos_token_id}); the pipeline grows the model's embeddings to {len(tokenizer)}",
                 stacklevel=2,
             )
     if tokenizer.pad_token is None:

@@ -35,17 +35,17 @@ def _last_logged_loss(log_history: list[dict[str, Any]]) -> float | None:
 
 def run_training(reference: str, overrides: list[str] | None, *, overwrite: bool) -> dict[str, Any]:
     """Validate, build, train and save; returns the run manifest."""
-    from unlearn_cli.container import pipeline_for
+    from transformers import set_seed
+
+    from unlearn_cli.container import pipeline_for, training_arguments
+    from unlearn_cli.evals.nll import mean_answer_nll
     from unlearn_cli.recipes import load_recipe
 
     recipe = load_recipe(reference, overrides)
     recipe.require("model", "data.train", "collator", "trainer", command="train")
     output_dir = recipe.output_dir
+    training_args = training_arguments(recipe, output_dir)  # before the folder: transformers may refuse them
     prepare_output_dir(output_dir, overwrite=overwrite)
-
-    from transformers import set_seed
-
-    from unlearn_cli.evals.nll import mean_answer_nll
 
     started, clock = now(), time.perf_counter()
     set_seed(recipe.run.seed)
@@ -56,7 +56,9 @@ def run_training(reference: str, overrides: list[str] | None, *, overwrite: bool
         eval_dataset = next(iter(eval_dataset.values()))
     collator = pipeline.collator()
     model = pipeline.model()
-    trainer = pipeline.trainer(train_dataset=train_dataset, eval_dataset=eval_dataset, output_dir=output_dir)
+    trainer = pipeline.trainer(
+        train_dataset=train_dataset, eval_dataset=eval_dataset, training_args=training_args
+    )
 
     nll: dict[str, float] = {}
     if recipe.run.measure_answer_nll:
