@@ -285,3 +285,26 @@ def test_model_component_is_registered_without_importing_torch() -> None:
         env=dict(os.environ),
     )
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_flash_attention_uses_transformers_own_availability_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    import transformers.utils
+
+    monkeypatch.setattr(transformers.utils, "is_flash_attn_2_available", lambda: True)
+    assert usable_attention("flash_attention_2") == "flash_attention_2"
+    monkeypatch.setattr(transformers.utils, "is_flash_attn_2_available", lambda: False)
+    with pytest.warns(UserWarning, match="using 'sdpa' instead"):
+        assert usable_attention("flash_attention_2") == "sdpa"
+
+
+def test_an_attention_backend_transformers_cannot_import_is_a_user_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def missing(path: str, **kwargs: Any) -> None:
+        raise ImportError("FlashAttention2 has been toggled on, but it cannot be used")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", missing)
+    with pytest.raises(UserError) as caught:
+        AutoModelForCausalLM(CausalLMArgs(pretrained_model_name_or_path="some-org/some-model"))
+    assert caught.value.key == "model.model_args.attn_implementation"
+    assert "sdpa" in (caught.value.hint or "")

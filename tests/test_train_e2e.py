@@ -167,3 +167,22 @@ def test_arguments_transformers_rejects_leave_no_output_folder(run_unlearn, tmp_
     assert result.code == 2
     assert "key 'trainer.args'" in result.stderr and "Traceback" not in result.stderr
     assert not target.exists()
+
+
+def test_chat_template_mode_needs_a_tokenizer_with_one(run_unlearn, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from unlearn_cli.builtin import resolve_builtin
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_builtin("builtin://tiny-llama"))
+    tokenizer.chat_template = None
+    tokenizer.save_pretrained(tmp_path / "plain-tokenizer")
+    result = run_unlearn(
+        "inspect-data",
+        "quickstart/finetune",
+        f"model.tokenizer_args.pretrained_model_name_or_path={tmp_path / 'plain-tokenizer'}",
+    )
+    assert result.code == 2
+    assert "key 'model.template_args.apply_chat_template'" in result.stderr
+    assert "models/tiny-llama.toml" in result.stderr  # the file that set apply_chat_template
+    assert "Traceback" not in result.stderr

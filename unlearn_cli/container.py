@@ -42,7 +42,21 @@ def build_tokenizer(recipe: ValidatedRecipe) -> Any:
         raise UserError("the recipe has no [model] section", file=str(recipe.recipe.source), key="model")
     model_args = recipe.model.args["model_args"]
     default_path = getattr(model_args, "pretrained_model_name_or_path", None)
-    return load_tokenizer(recipe.model.tokenizer_args, default_path=default_path)
+    try:
+        tokenizer = load_tokenizer(recipe.model.tokenizer_args, default_path=default_path)
+    except UserError as exc:
+        raise exc.located(file=recipe.recipe.origin(("model",))) from None
+    template_args = recipe.model.template_args
+    if template_args is not None and template_args.apply_chat_template and not tokenizer.chat_template:
+        key = ("model", "template_args", "apply_chat_template")
+        raise UserError(
+            "apply_chat_template is true but the tokenizer has no chat template",
+            file=recipe.recipe.origin(key),
+            key=".".join(key),
+            hint="set it to false and give user/assistant tags (see docs/models.md), or use an instruct "
+            "model's tokenizer",
+        )
+    return tokenizer
 
 
 def build_datasets(recipe: ValidatedRecipe, tokenizer: Any, template_args: Any, split: str) -> dict[str, Any]:

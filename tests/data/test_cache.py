@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -73,6 +75,76 @@ def test_changed_tokenizer_or_data_tokenizes_again(bpe_tokenizer, sp_tokenizer, 
     changed = write_jsonl([{"question": "Q?", "answer": "A."}], name="data.jsonl")
     c = QADataset(changed, tokenizer=bpe_tokenizer, template_args=TAGS)
     assert len(c) == 1
+
+
+def test_tokenizer_fingerprint_is_remembered_until_the_tokenizer_changes(
+    make_bpe_tokenizer, monkeypatch
+) -> None:
+    from unlearn_cli.data import base
+
+    tokenizer = make_bpe_tokenizer()
+    serialized: list[int] = []
+    real = base._backend_config
+    monkeypatch.setattr(base, "_backend_config", lambda backend: serialized.append(1) or real(backend))
+    first = tokenizer_fingerprint(tokenizer)
+    tokenizer(["x " * 50], truncation=True, max_length=4)
+    assert tokenizer_fingerprint(tokenizer) == first and len(serialized) == 1
+    assert tokenizer_fingerprint(make_bpe_tokenizer()) == first and len(serialized) == 2
+
+    seen = {first}
+    for change in (
+        lambda: setattr(tokenizer, "chat_template", "{{ messages }}"),
+        lambda: tokenizer.add_tokens(["<new>"]),
+        lambda: tokenizer.add_special_tokens({"pad_token": "<|end|>"}),
+    ):
+        change()
+        fingerprint = tokenizer_fingerprint(tokenizer)
+        assert fingerprint not in seen
+        seen.add(fingerprint)
+    assert len(serialized) == 5
+
+
+def test_library_versions_are_part_of_the_key(bpe_tokenizer, qa_args, count_encodes, monkeypatch) -> None:
+    import tokenizers
+    import transformers
+
+    QADataset(qa_args, tokenizer=bpe_tokenizer, template_args=TAGS)
+    for module in (transformers, tokenizers):
+        count_encodes.clear()
+        monkeypatch.setattr(module, "__version__", "0.0.1")
+        QADataset(qa_args, tokenizer=bpe_tokenizer, template_args=TAGS)
+        assert count_encodes, f"a new {module.__name__} version reused the cache"
+
+
+def test_a_chat_template_that_reads_the_date_is_tokenized_again_on_another_day(
+    make_bpe_tokenizer, qa_args, count_encodes, monkeypatch
+) -> None:
+    from unlearn_cli.data import base
+
+    dated = make_bpe_tokenizer()
+    dated.chat_template = (
+        '{% if date_string is not defined %}{% set date_string = strftime_now("%d %b %Y") %}{% endif %}'
+        + dated.chat_template
+    )
+    chat = TemplateArgs(apply_chat_template=True)
+    fixed = TemplateArgs(apply_chat_template=True, date_string="1 Jan 2030")
+
+    def build_on(day: datetime.date, tokenizer, template_args: TemplateArgs) -> bool:
+        """Build as if today were `day`; whether it tokenized anything."""
+        monkeypatch.setattr(base, "datetime", SimpleNamespace(date=SimpleNamespace(today=lambda: day)))
+        count_encodes.clear()
+        ds = QADataset(qa_args, tokenizer=tokenizer, template_args=template_args)
+        assert len(ds) == 3
+        return bool(count_encodes)
+
+    today, tomorrow = datetime.date(2030, 1, 1), datetime.date(2030, 1, 2)
+    assert build_on(today, dated, chat)
+    assert not build_on(today, dated, chat)
+    assert build_on(tomorrow, dated, chat)
+    # A fixed date_string, or a template that never reads the clock, keeps the cache across days.
+    assert build_on(today, dated, fixed) and not build_on(tomorrow, dated, fixed)
+    plain = make_bpe_tokenizer()
+    assert build_on(today, plain, chat) and not build_on(tomorrow, plain, chat)
 
 
 def test_pretraining_rebuild_is_cached_too(bpe_tokenizer, write_jsonl, monkeypatch) -> None:

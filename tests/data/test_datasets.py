@@ -16,7 +16,6 @@ from unlearn_cli.data import (
     QAwithAlternateDataset,
     QAwithIdkDataset,
     TemplateArgs,
-    prefix_error_key,
 )
 from unlearn_cli.data.qa import DEFAULT_IDK_PATH
 from unlearn_cli.data.template import IGNORE_INDEX
@@ -40,6 +39,7 @@ def test_qa_items_are_tensors_with_masked_prompt_and_source_index(qa_rows, token
     assert item["input_ids"].dtype == item["labels"].dtype == torch.long
     assert item["input_ids"].shape == item["labels"].shape == item["attention_mask"].shape
     assert item["index"].item() == 11
+    assert item["index"].dtype == torch.long and item["index"].dim() == 0
     assert answer_text(tokenizer, item) == qa_rows[1]["answer"]
     prompt = item["input_ids"][item["labels"] == IGNORE_INDEX].tolist()
     assert tokenizer.decode(prompt, skip_special_tokens=True).strip() == (
@@ -123,6 +123,38 @@ def test_few_shot_examples_precede_every_question(qa_rows, tokenizer, qa_args, w
     assert "Unused?" in tokenizer.decode(everything[0]["input_ids"])
 
 
+def test_few_shot_data_is_checked_like_the_main_data(bpe_tokenizer, qa_args, write_jsonl) -> None:
+    def build(shots: list[dict], **kwargs) -> QADataset:
+        return QADataset(
+            qa_args,
+            tokenizer=bpe_tokenizer,
+            template_args=TAGS,
+            few_shot_dataset_hf_args=write_jsonl(shots, name="shots.jsonl"),
+            **kwargs,
+        )
+
+    with pytest.raises(UserError, match=r"few-shot data, row 1: column 'answer' holds an empty list") as info:
+        build([{"question": "Q?", "answer": ["A."]}, {"question": "R?", "answer": []}])
+    assert info.value.key == "few_shot_dataset_hf_args"
+    with pytest.raises(
+        UserError, match=r"few-shot data, row 1: column 'question' must hold text, got NoneType"
+    ):
+        build([{"question": "Q?", "answer": "A."}, {"question": None, "answer": "B."}])
+    with pytest.raises(UserError, match=r"few-shot data, row 0: column 'answer' must hold text") as info:
+        build([{"question": "Q?", "answer": 3}])
+    assert info.value.key == "few_shot_dataset_hf_args"
+    # Rows past num_few_shot are not used, so they are not checked either.
+    assert (
+        len(build([{"question": "Q?", "answer": "A."}, {"question": None, "answer": []}], num_few_shot=1))
+        == 3
+    )
+
+    with pytest.raises(UserError, match="num_few_shot is 2 but no few-shot data is given") as info:
+        QADataset(qa_args, tokenizer=bpe_tokenizer, template_args=TAGS, num_few_shot=2)
+    assert info.value.key == "num_few_shot" and "few_shot_dataset_hf_args" in (info.value.hint or "")
+    assert len(QADataset(qa_args, tokenizer=bpe_tokenizer, template_args=TAGS, num_few_shot=0)) == 3
+
+
 def test_idk_answers_are_packaged_phrases_chosen_deterministically(bpe_tokenizer, qa_args) -> None:
     phrases = {line.strip() for line in DEFAULT_IDK_PATH.read_text().splitlines() if line.strip()}
     assert len(phrases) >= 100
@@ -155,6 +187,14 @@ def test_idk_reads_a_custom_file_and_pairs_on_request(
             qa_args, tokenizer=bpe_tokenizer, template_args=TAGS, idk_path=str(tmp_path / "no.txt")
         )
     assert info.value.key == "idk_path"
+
+
+def test_idk_file_that_is_not_utf8_is_a_user_error(bpe_tokenizer, qa_args, tmp_path: Path) -> None:
+    idk = tmp_path / "idk.txt"
+    idk.write_bytes("Désolé, je ne sais pas.\n".encode("latin-1"))
+    with pytest.raises(UserError, match="is not UTF-8 text") as info:
+        QAwithIdkDataset(qa_args, tokenizer=bpe_tokenizer, template_args=TAGS, idk_path=str(idk))
+    assert info.value.key == "idk_path" and "UTF-8" in (info.value.hint or "")
 
 
 def test_alternate_pairs_each_question_with_both_answers(tokenizer, write_jsonl) -> None:
@@ -253,6 +293,40 @@ def test_truncated_and_dropped_items_are_counted_and_warned_about(bpe_tokenizer,
     assert info.value.key == "max_length"
 
 
+def test_dropped_items_are_counted_and_reported_by_cause(bpe_tokenizer, write_jsonl, caplog) -> None:
+    rows = [
+        {"prompt": "Basil Mahfouz was born", "text": "in Cairo."},
+        {"prompt": "Lin Wei writes", "text": ""},
+        {
+            "prompt": "Where was Basil Mahfouz born, and what did the father of Basil Mahfouz do?",
+            "text": "Cairo.",
+        },
+    ]
+    caplog.set_level(logging.WARNING, logger="unlearn_cli.data")
+    # Without eos an empty text has no token to train on however long max_length is; the long prefix is cut.
+    ds = CompletionDataset(write_jsonl(rows), tokenizer=bpe_tokenizer, append_eos=False, max_length=12)
+    summary = ds.summary()
+    assert summary["items"] == len(ds) == 1 and ds[0]["index"].item() == 0
+    assert summary["dropped_no_trainable_tokens"] == 2
+    assert summary["dropped_truncated"] == 1 and summary["dropped_empty_answer"] == 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("1 of 3 items cut at max_length=12; 1 dropped" in m for m in messages)
+    assert any("1 of 3 items dropped because their answer is empty" in m for m in messages)
+
+    empty = [{"prompt": "Lin Wei writes", "text": ""}, {"prompt": "Oslo", "text": ""}]
+    with pytest.raises(UserError, match="all 2 have an empty answer") as info:
+        CompletionDataset(write_jsonl(empty, name="empty.jsonl"), tokenizer=bpe_tokenizer, append_eos=False)
+    assert info.value.key == "hf_args" and "max_length" not in str(info.value)
+
+    with pytest.raises(
+        UserError, match="of its 2 items, 1 lose their whole answer to max_length 4 and 1 have"
+    ) as info:
+        CompletionDataset(
+            write_jsonl(rows[1:], name="both.jsonl"), tokenizer=bpe_tokenizer, append_eos=False, max_length=4
+        )
+    assert info.value.key == "max_length"
+
+
 def test_no_warning_when_nothing_is_cut(bpe_tokenizer, qa_args, caplog) -> None:
     caplog.set_level(logging.WARNING, logger="unlearn_cli.data")
     QADataset(qa_args, tokenizer=bpe_tokenizer, template_args=TAGS)
@@ -267,7 +341,7 @@ def test_missing_column_names_the_argument_and_the_columns(bpe_tokenizer, qa_arg
     assert "column 'answers' is not in the dataset" in error.problem
     assert "question, answer, index" in error.problem
     assert "did you mean 'answer'" in (error.hint or "")
-    full = prefix_error_key(error, "data.train.TOFU_QA_full.args", file="recipe.toml")
+    full = error.under("data.train.TOFU_QA_full.args", file="recipe.toml")
     assert full.key == "data.train.TOFU_QA_full.args.answer_key"
     assert str(full).startswith(
         "recipe.toml: key 'data.train.TOFU_QA_full.args.answer_key': column 'answers'"

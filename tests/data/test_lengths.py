@@ -74,7 +74,7 @@ def test_trainer_group_by_length_uses_item_lengths(varied, bpe_tokenizer, tmp_pa
 def test_importing_the_packages_loads_no_heavy_library() -> None:
     code = (
         "import sys, unlearn_cli.data, unlearn_cli.collators\n"
-        "from unlearn_cli.data import TemplateArgs, prefix_error_key\n"
+        "from unlearn_cli.data import TemplateArgs, load_hf_dataset\n"
         "TemplateArgs(asst_tag='A: ')\n"
         "heavy = [m for m in ('torch', 'transformers', 'datasets') if m in sys.modules]\n"
         "assert not heavy, heavy\n"

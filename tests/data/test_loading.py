@@ -107,3 +107,14 @@ def test_builtin_fictitious_authors_loads_a_named_subset(tmp_path: Path, monkeyp
     with pytest.raises(UserError) as info:
         load_hf_dataset({"path": "builtin://fictitious-author"})
     assert info.value.key == "hf_args.path"
+
+
+@pytest.mark.skipif(int(datasets.__version__.split(".")[0]) < 4, reason="datasets < 4 still runs scripts")
+def test_dataset_with_a_loading_script_points_to_data_files(tmp_path: Path) -> None:
+    folder = tmp_path / "scripted"
+    folder.mkdir()
+    (folder / "scripted.py").write_text("import datasets\n", encoding="utf-8")
+    with pytest.raises(UserError, match="no longer supported") as info:
+        load_hf_dataset({"path": str(folder), "split": "train"}, key="few_shot_dataset_hf_args")
+    assert info.value.key == "few_shot_dataset_hf_args"
+    assert 'path = "json"' in (info.value.hint or "") and "data_files" in (info.value.hint or "")

@@ -139,11 +139,11 @@ def test_few_shot_turns_come_first_and_only_the_last_answer_is_trained(tokenizer
     text, boundary = render(tokenizer, args, Conversation(questions, answers))
     assert text == (
         "Answer about authors.\nQ: Which city inspired Lin Wei?\nA: The city of Kyoto.\n\n"
-        f"Q: {QUESTION}\nA: {ANSWER}\n\n"
+        f"Q: {QUESTION}\nA: {ANSWER}"
     )
-    assert text[boundary:] == ANSWER + "\n\n"
+    assert text[boundary:] == ANSWER
     enc = encode_conversation(tokenizer, args, questions, answers)
-    assert tokenizer.decode(labelled(enc)).strip() == ANSWER + "\n\n" + tokenizer.eos_token
+    assert tokenizer.decode(labelled(enc)).strip() == ANSWER + tokenizer.eos_token
 
     chat = encode_conversation(tokenizer, TemplateArgs(apply_chat_template=True), questions, answers)
     decoded_prompt = tokenizer.decode(

@@ -57,7 +57,7 @@ ASSETS: dict[str, BuiltinAsset] = {
             "fictitious-authors",
             "TOFU-shaped QA about invented authors: full, forget01/05/10, retain99/95/90 (JSONL)",
             {"authors": 20, "facts": 10, "seed": 0},
-            1,
+            1,  # bump tiny-llama's version with this one: its tokenizer is trained on this generator's text
             _build_authors,
         ),
         BuiltinAsset(

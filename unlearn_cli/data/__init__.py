@@ -16,8 +16,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from unlearn_cli.errors import UserError
-
 if TYPE_CHECKING:
     from unlearn_cli.data.base import TokenizedDataset, length_grouped_sampler, tokenizer_fingerprint
     from unlearn_cli.data.loading import load_hf_dataset
@@ -59,7 +57,6 @@ __all__ = [
     "encode_conversations",
     "length_grouped_sampler",
     "load_hf_dataset",
-    "prefix_error_key",
     "tokenizer_fingerprint",
 ]
 
@@ -69,8 +66,3 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
-
-def prefix_error_key(error: UserError, prefix: str, *, file: str | None = None) -> UserError:
-    """The same error with its handler-relative key put under `prefix` (see `UserError.under`)."""
-    return error.under(prefix, file=file)

@@ -1,10 +1,12 @@
 """What every tokenized dataset shares: cached batched tokenization, flat token storage, counts and lengths.
 
 Tokenization runs once, batched, through `datasets.map` with a fingerprint this module computes itself from
-the raw data's fingerprint, the tokenizer's content, the handler's settings and the source of the code that
-tokenizes. `datasets` then finds its earlier output on disk, so building the same dataset again tokenizes
-nothing. (Letting `datasets` hash the map function instead is fragile: a fast tokenizer's hash changes when it
-is called with other truncation settings, which silently turns every rebuild into a cache miss.)
+the raw data's fingerprint, the tokenizer's content, the handler's settings (template included), the source
+of the code that tokenizes, the `transformers`/`tokenizers` versions and, for a chat template that reads the
+clock, today's date. `datasets` then finds its earlier output on disk, so building the same dataset again
+tokenizes nothing. (Letting `datasets` hash the map function instead is fragile: a fast tokenizer's hash
+changes when it is called with other truncation settings, which silently turns every rebuild into a cache
+miss.)
 
 After mapping, token ids are pulled out of Arrow into one flat int32 array plus offsets, so `__getitem__`
 is a numpy slice and `lengths()` a `numpy.diff`, with no per-item Arrow or Python decoding.
@@ -12,10 +14,12 @@ is a numpy slice and `lengths()` a `numpy.diff`, with no per-item Arrow or Pytho
 
 from __future__ import annotations
 
+import datetime
 import gc
 import hashlib
 import json
 import logging
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, is_dataclass
 from functools import cache
@@ -27,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unlearn_cli.data.template import IGNORE_INDEX
+from unlearn_cli.data.template import IGNORE_INDEX, TemplateArgs
 from unlearn_cli.errors import UserError, did_you_mean
 
 logger = logging.getLogger("unlearn_cli.data")
@@ -35,23 +39,49 @@ logger = logging.getLogger("unlearn_cli.data")
 TOKENS = datasets.List(datasets.Value("int32"))
 
 
+# Per tokenizer object: (its backend's id and cheap state when hashed, the fingerprint). Hashing the backend
+# re-dumps the whole tokenizer JSON (about a second for a 128k vocabulary), and a run builds several datasets
+# with one tokenizer.
+_FINGERPRINTS: weakref.WeakKeyDictionary[Any, tuple[int, dict[str, Any], str]] = weakref.WeakKeyDictionary()
+
+
 def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """A hash of everything about a tokenizer that changes its output, and nothing that does not."""
-    parts: dict[str, Any] = {
+    """A hash of everything about a tokenizer that changes its output, and nothing that does not.
+
+    Only fast tokenizers reach here (the model layer refuses slow ones: offsets need a fast tokenizer). The
+    result is remembered per tokenizer object and recomputed when its cheaply read state changes (added
+    tokens, special tokens, chat template, bos/eos flags, a replaced backend); an in-place edit of the backend
+    pipeline itself (normalizer, post-processor) is not noticed within the process.
+    """
+    backend = tokenizer.backend_tokenizer
+    state = _cheap_state(tokenizer)
+    remembered = _FINGERPRINTS.get(tokenizer)
+    if remembered is not None and remembered[:2] == (id(backend), state):
+        return remembered[2]
+    fingerprint = _digest({**state, "backend": _backend_config(backend)})
+    _FINGERPRINTS[tokenizer] = (id(backend), state, fingerprint)
+    return fingerprint
+
+
+def _cheap_state(tokenizer: Any) -> dict[str, Any]:
+    """What can change on a tokenizer object after loading, read without serializing the backend."""
+    return {
         "class": type(tokenizer).__name__,
+        "size": len(tokenizer),
         "special": {k: str(v) for k, v in sorted(getattr(tokenizer, "special_tokens_map", {}).items())},
         "chat_template": getattr(tokenizer, "chat_template", None),
         "eos": getattr(tokenizer, "eos_token_id", None),
+        "add_bos": getattr(tokenizer, "add_bos_token", None),
+        "add_eos": getattr(tokenizer, "add_eos_token", None),
     }
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        config = json.loads(backend.to_str())
-        config.pop("truncation", None)
-        config.pop("padding", None)
-        parts["backend"] = config
-    else:
-        parts["vocab"] = sorted(tokenizer.get_vocab().items())
-    return _digest(parts)
+
+
+def _backend_config(backend: Any) -> dict[str, Any]:
+    """The backend's JSON without its truncation and padding state, which callers change freely."""
+    config: dict[str, Any] = json.loads(backend.to_str())
+    config.pop("truncation", None)
+    config.pop("padding", None)
+    return config
 
 
 def _digest(value: Any) -> str:
@@ -88,18 +118,24 @@ def tokenize_cached(
     features: datasets.Features,
     code_files: Iterable[str],
     desc: str,
+    template_args: TemplateArgs | None = None,
 ) -> datasets.Dataset:
     """`raw.map(function, batched=True)`, reusing the cached result when data, tokenizer and settings match.
 
     `settings` must hold every argument that changes the output (it is the cache key with the tokenizer and
     the source files of the code); `fn_kwargs` carries the objects the function uses and is not hashed.
+    `template_args`, when the output is laid out with one, joins the key (with the date, for a chat template
+    that reads the clock).
     """
     fingerprint = _digest(
         {
             "raw": raw._fingerprint,
             "tokenizer": tokenizer_fingerprint(tokenizer),
             "settings": settings,
+            "template": template_args,
+            "today": _template_date(tokenizer, template_args),
             "code": _source_digest(tuple(sorted(set(code_files)))),
+            "libraries": _library_versions(),
         }
     )
     return raw.map(
@@ -114,6 +150,30 @@ def tokenize_cached(
     )
 
 
+def _library_versions() -> dict[str, str]:
+    """Versions whose change can change the tokens: chat-template rendering (transformers), offsets
+    and pre-tokenization (tokenizers)."""
+    import tokenizers
+    import transformers
+
+    return {"transformers": transformers.__version__, "tokenizers": tokenizers.__version__}
+
+
+def _template_date(tokenizer: Any, template_args: TemplateArgs | None) -> str | None:
+    """Today's date when the rendered text can hold it (a chat template calling `strftime_now` with no
+    fixed `date_string`), so such a dataset is tokenized again on another day instead of keeping an old date.
+    """
+    if (
+        template_args is None
+        or not template_args.apply_chat_template
+        or template_args.date_string is not None
+    ):
+        return None
+    if "strftime_now" not in str(getattr(tokenizer, "chat_template", None) or ""):
+        return None
+    return datetime.date.today().isoformat()
+
+
 def _without_gc(batch: Any, positions: list[int], *, function: Callable[..., Any], **kwargs: Any) -> Any:
     """Run one batch with the cyclic GC paused: tokenizer output is millions of small objects, and the full
     collections they trigger cost about a quarter of the tokenization time while finding no cycles."""
@@ -124,6 +184,12 @@ def _without_gc(batch: Any, positions: list[int], *, function: Callable[..., Any
     finally:
         if enabled:
             gc.enable()
+
+
+def check_max_length(max_length: int) -> None:
+    """Refuse a `max_length` below 1 up front, before any data is loaded or tokenized."""
+    if max_length < 1:
+        raise UserError(f"max_length must be at least 1, got {max_length}", key="max_length")
 
 
 def check_columns(raw: datasets.Dataset, keys: Mapping[str, str | None]) -> None:
@@ -226,35 +292,66 @@ class TokenizedDataset(Dataset):
         self._index = index
         trainable = np.ones(len(index), bool)
         truncated = np.zeros(len(index), bool)
+        empty = np.zeros(len(index), bool)
         for slot in slots.values():
-            trainable &= slot.label_start < slot.tokens.lengths()
+            slot_trainable = slot.label_start < slot.tokens.lengths()
+            trainable &= slot_trainable
             truncated |= slot.truncated
+            # No trained token although nothing was cut: a longer max_length would not bring one back.
+            empty |= ~slot_trainable & ~slot.truncated
         self._keep = np.flatnonzero(trainable)
-        self._dropped = int((~trainable).sum())
+        self._dropped_empty = int(empty.sum())
+        self._dropped_truncated = int((~trainable & ~empty).sum())
         self._truncated = int((truncated & trainable).sum())
         self._report()
 
+    @property
+    def _dropped(self) -> int:
+        return self._dropped_truncated + self._dropped_empty
+
     def _report(self) -> None:
+        """Warn about cut and dropped items, naming the cause, since the fix differs (max_length vs data)."""
         name = type(self).__name__
+        total = len(self._keep) + self._dropped
         if len(self) == 0:
-            raise UserError(
-                f"{name} has no items left: all {self._dropped} lose their whole answer to max_length "
-                f"{self.max_length}"
-                if self._dropped
-                else f"{name} has no items",
-                key="max_length" if self._dropped else None,
-                hint="raise max_length" if self._dropped else None,
-            )
-        if self._dropped or self._truncated:
+            raise self._nothing_left(name)
+        if self._dropped_truncated or self._truncated:
             logger.warning(
                 "%s: %d of %d items cut at max_length=%d; %d dropped because no answer token was left "
                 "(raise max_length to keep them)",
                 name,
-                self._truncated + self._dropped,
-                len(self._keep) + self._dropped,
+                self._truncated + self._dropped_truncated,
+                total,
                 self.max_length,
-                self._dropped,
+                self._dropped_truncated,
             )
+        if self._dropped_empty:
+            logger.warning(
+                "%s: %d of %d items dropped because their answer is empty (no token to train on, not even "
+                "an eos); check the data",
+                name,
+                self._dropped_empty,
+                total,
+            )
+
+    def _nothing_left(self, name: str) -> UserError:
+        """The error for a dataset whose every item was dropped, keyed and hinted by what dropped them."""
+        cut, empty = self._dropped_truncated, self._dropped_empty
+        if not cut and not empty:
+            return UserError(f"{name} has no items")
+        lost = f"lose their whole answer to max_length {self.max_length}"
+        blank = "have an empty answer, with no token to train on"
+        if cut and empty:
+            problem = f"of its {cut + empty} items, {cut} {lost} and {empty} {blank}"
+        else:
+            problem = f"all {cut + empty} {lost if cut else blank}"
+        if not cut:
+            return UserError(
+                f"{name} has no items left: {problem}",
+                key="hf_args",
+                hint="check the data's answer (or text) column: every item needs an answer token",
+            )
+        return UserError(f"{name} has no items left: {problem}", key="max_length", hint="raise max_length")
 
     def __len__(self) -> int:
         return len(self._keep)
@@ -263,7 +360,7 @@ class TokenizedDataset(Dataset):
         slot = self._slots[suffix]
         ids = slot.tokens[row].astype(np.int64)
         start = int(slot.label_start[row])
-        index = torch.from_numpy(self._index[row : row + 1].copy()).squeeze(0)
+        index = torch.tensor(int(self._index[row]))
         if self.predict_with_generate:
             ids, labels = ids[:start], ids[start:]
         else:
@@ -304,6 +401,8 @@ class TokenizedDataset(Dataset):
             "items": len(self),
             "truncated": self._truncated,
             "dropped_no_trainable_tokens": self._dropped,
+            "dropped_truncated": self._dropped_truncated,
+            "dropped_empty_answer": self._dropped_empty,
             "max_length": self.max_length,
             "tokens": int(lengths.sum()),
             "trainable_tokens": trainable,
@@ -318,8 +417,13 @@ def dataset_lengths(dataset: Any) -> list[int] | None:
     from torch.utils.data import ConcatDataset
 
     if isinstance(dataset, ConcatDataset):
-        parts = [dataset_lengths(part) for part in dataset.datasets]
-        return None if any(p is None for p in parts) else [n for p in parts for n in p or []]
+        lengths: list[int] = []
+        for part in dataset.datasets:
+            part_lengths = dataset_lengths(part)
+            if part_lengths is None:
+                return None
+            lengths += part_lengths
+        return lengths
     return list(dataset.lengths()) if hasattr(dataset, "lengths") else None
 
 

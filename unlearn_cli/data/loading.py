@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from unlearn_cli.builtin import is_builtin, resolve_builtin
 from unlearn_cli.errors import UserError, did_you_mean
 
-BUILTIN_SCHEME = "builtin://"
 _FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
 _LOCAL_BUILDERS = frozenset(_FILE_BUILDERS.values()) | {"arrow"}
 
@@ -35,7 +35,7 @@ def load_hf_dataset(hf_args: Mapping[str, Any], *, key: str = "hf_args") -> Any:
         )
     args = dict(hf_args)
     path = str(args["path"])
-    if path.startswith(BUILTIN_SCHEME):
+    if is_builtin(path):
         return _load_builtin(path, args, key)
     suffix = Path(path).suffix.lower()
     if suffix in _FILE_BUILDERS and "data_files" not in args:
@@ -73,6 +73,17 @@ def _load(args: dict[str, Any], key: str) -> Any:
             f"cannot load dataset '{args['path']}': {exc}",
             key=f"{key}.split" if split_error else key,
             hint="check the split name (slices like 'train[:10%]' work too)" if split_error else None,
+        ) from exc
+    except RuntimeError as exc:
+        # datasets >= 4 refuses datasets that come with a loading script (`<name>.py`) instead of data files.
+        script = "scripts are no longer supported" in str(exc)
+        raise UserError(
+            f"cannot load dataset '{args['path']}': {exc}",
+            key=key,
+            hint="this dataset needs a loading script, which datasets no longer runs; load its data files "
+            'instead: path = "json" (or "csv", "parquet") with data_files = the file(s)'
+            if script
+            else None,
         ) from exc
     except (OSError, datasets.exceptions.DatasetsError, StopIteration, TypeError) as exc:
         hint = None
@@ -132,10 +143,6 @@ def _check_local_files(data_files: Any, key: str) -> None:
 
 
 def _load_builtin(path: str, args: dict[str, Any], key: str) -> Any:
-    try:
-        from unlearn_cli.builtin import resolve_builtin
-    except ImportError as exc:
-        raise UserError(f"built-in datasets are unavailable: {exc}", key=f"{key}.path") from exc
     try:
         target = Path(resolve_builtin(path))
     except UserError as exc:

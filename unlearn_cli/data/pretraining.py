@@ -39,11 +39,6 @@ def encode_documents_batch(
     return {"input_ids": [list(d) + eos for d in ids], "index": list(positions)}
 
 
-def _check_max_length(max_length: int) -> None:
-    if max_length < 1:
-        raise UserError(f"max_length must be at least 1, got {max_length}", key="max_length")
-
-
 @register("dataset")
 class PretrainingDataset(base.TokenizedDataset):
     """A text corpus joined with eos and cut into blocks of `max_length` tokens, the loss on every token.
@@ -61,7 +56,7 @@ class PretrainingDataset(base.TokenizedDataset):
         text_key: str = "text",
         max_length: int = 2048,
     ) -> None:
-        _check_max_length(max_length)
+        base.check_max_length(max_length)
         raw = load_hf_dataset(hf_args, key="hf_args")
         base.check_columns(raw, {"text_key": text_key})
         tokenized = base.tokenize_cached(
@@ -153,7 +148,7 @@ class CompletionDataset(base.TokenizedDataset):
         predict_with_generate: bool = False,
         index_key: str | None = "index",
     ) -> None:
-        _check_max_length(max_length)
+        base.check_max_length(max_length)
         self.predict_with_generate = predict_with_generate
         raw = load_hf_dataset(hf_args, key="hf_args")
         base.check_columns(raw, {"prefix_key": prefix_key, "text_key": text_key})

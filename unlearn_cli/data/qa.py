@@ -56,7 +56,7 @@ def _pair(slots: list[list[str]], row: int, keys: Sequence[str]) -> list[tuple[s
             "and cannot be paired",
             key=keys[-1],
         )
-    count = sizes.pop() if sizes else (1 if all(slots) else 0)
+    count = sizes.pop() if sizes else 1  # no size other than 1: every slot holds one answer
     return list(zip(*(s if len(s) == count else s * count for s in slots), strict=True))
 
 
@@ -121,6 +121,12 @@ def read_idk_phrases(idk_path: str | None) -> tuple[str, ...]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise UserError(f"cannot read the idk file {path}: {exc.strerror or exc}", key="idk_path") from exc
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"the idk file {path} is not UTF-8 text (byte {exc.start}: {exc.reason})",
+            key="idk_path",
+            hint="save it as UTF-8, one phrase per line",
+        ) from exc
     phrases = tuple(line.strip() for line in lines if line.strip())
     if not phrases:
         raise UserError(f"the idk file {path} has no phrases (one per line)", key="idk_path")
@@ -145,12 +151,16 @@ class _QABase(base.TokenizedDataset):
         idk_phrases: tuple[str, ...] = (),
         idk_seed: int = 0,
     ) -> None:
-        if max_length < 1:
-            raise UserError(f"max_length must be at least 1, got {max_length}", key="max_length")
+        base.check_max_length(max_length)
         if num_few_shot is not None and num_few_shot < 0:
             raise UserError(f"num_few_shot must be 0 or more, got {num_few_shot}", key="num_few_shot")
+        if num_few_shot and few_shot_dataset_hf_args is None:
+            raise UserError(
+                f"num_few_shot is {num_few_shot} but no few-shot data is given",
+                key="num_few_shot",
+                hint="set few_shot_dataset_hf_args to the data the examples come from, or drop num_few_shot",
+            )
         template_args = template_args or TemplateArgs.model_validate({})
-        self.template_args = template_args
         self.predict_with_generate = predict_with_generate
         raw = load_hf_dataset(hf_args, key="hf_args")
         base.check_columns(raw, {"question_key": question_key, **answer_keys})
@@ -171,7 +181,8 @@ class _QABase(base.TokenizedDataset):
             raw,
             encode_qa_batch,
             tokenizer=tokenizer,
-            settings={"plan": plan, "template": template_args},
+            settings={"plan": plan},
+            template_args=template_args,
             fn_kwargs={
                 "tokenizer": tokenizer,
                 "template_args": template_args,
@@ -191,6 +202,8 @@ class _QABase(base.TokenizedDataset):
         question_key: str,
         answer_key: str,
     ) -> tuple[tuple[str, str], ...]:
+        """The (question, first answer) pairs put before every conversation, checked like the main data:
+        a bad row would otherwise become a "None" question or an IndexError in every prompt."""
         if hf_args is None or num_few_shot == 0:
             return ()
         examples = load_hf_dataset(hf_args, key="few_shot_dataset_hf_args")
@@ -206,8 +219,23 @@ class _QABase(base.TokenizedDataset):
         for row, (question, answer) in enumerate(
             zip(examples[question_key], examples[answer_key], strict=True)
         ):
-            answers = _as_answers(answer, answer_key, "few_shot_dataset_hf_args", row)
-            pairs.append((str(question), answers[0]))
+            if not isinstance(question, str):
+                raise UserError(
+                    f"few-shot data, row {row}: column '{question_key}' must hold text, got "
+                    f"{type(question).__name__} {question!r:.80}",
+                    key="few_shot_dataset_hf_args",
+                )
+            try:
+                answers = _as_answers(answer, answer_key, "few_shot_dataset_hf_args", row)
+            except UserError as exc:
+                raise UserError(f"few-shot data, {exc.problem}", key=exc.key, hint=exc.hint) from exc
+            if not answers:
+                raise UserError(
+                    f"few-shot data, row {row}: column '{answer_key}' holds an empty list of answers",
+                    key="few_shot_dataset_hf_args",
+                    hint="every few-shot example needs an answer (the first of a list is used)",
+                )
+            pairs.append((question, answers[0]))
         return tuple(pairs)
 
 

@@ -109,8 +109,8 @@ def _render_plain(t: TemplateArgs, conversation: Conversation) -> tuple[str, int
         if i < last:
             parts.append(answer + t.asst_end_tag)
     prompt = "".join(parts)
-    # The closing tag is trained like a chat template's end-of-turn token, so the model learns to stop.
-    return prompt + conversation.answers[-1] + t.asst_end_tag, len(prompt)
+    # asst_end_tag separates few-shot turns; the final answer ends with the eos the encoder appends.
+    return prompt + conversation.answers[-1], len(prompt)
 
 
 def _chat_messages(template_args: TemplateArgs, conversation: Conversation) -> list[dict[str, str]]:

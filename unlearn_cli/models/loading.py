@@ -8,7 +8,6 @@ back to `sdpa` with one warning, so one recipe runs on a laptop and on a cluster
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import warnings
 from pathlib import Path
@@ -39,10 +38,10 @@ DTYPE_ALIASES: dict[str, str] = {
     "half": "float16",
     "bf16": "bfloat16",
 }
-# The package each flash-attention back-end imports; without it (or without CUDA) we use sdpa.
-FLASH_PACKAGES: dict[str, str] = {
-    "flash_attention_2": "flash_attn",
-    "flash_attention_3": "flash_attn_interface",
+# transformers' own checks of each flash back-end (package, version, GPU); without one we use sdpa.
+FLASH_CHECKS: dict[str, str] = {
+    "flash_attention_2": "is_flash_attn_2_available",
+    "flash_attention_3": "is_flash_attn_3_available",
 }
 FALLBACK_ATTENTION = "sdpa"
 
@@ -98,22 +97,17 @@ class TokenizerArgs(BaseModel):
 
 
 def usable_attention(requested: str) -> str:
-    """The attention back-end to load with: a flash one only where its package and a GPU are present."""
-    package = FLASH_PACKAGES.get(requested)
-    if package is None:
+    """The attention back-end to load with: a flash one only where transformers says it can run."""
+    check = FLASH_CHECKS.get(requested)
+    if check is None:
         return requested
-    import torch
+    import transformers.utils
 
-    missing = []
-    if importlib.util.find_spec(package) is None:
-        missing.append(f"the '{package}' package")
-    if not torch.cuda.is_available():
-        missing.append("a CUDA GPU")
-    if not missing:
+    if getattr(transformers.utils, check)():
         return requested
     warnings.warn(
-        f"attn_implementation='{requested}' needs {' and '.join(missing)}; "
-        f"using '{FALLBACK_ATTENTION}' instead",
+        f"attn_implementation='{requested}' needs its flash-attn package (a supported version) and a "
+        f"CUDA GPU, and this machine lacks one of them; using '{FALLBACK_ATTENTION}' instead",
         stacklevel=3,
     )
     return FALLBACK_ATTENTION
@@ -183,6 +177,12 @@ def AutoModelForCausalLM(model_args: CausalLMArgs) -> PreTrainedModel:
         return transformers.AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as exc:
         raise _load_error(exc, path, key, "model") from None
+    except ImportError as exc:
+        raise UserError(
+            f"cannot load model '{path}': {exc}",
+            key=f"{MODEL_KEY}.attn_implementation",
+            hint='install the missing package, or choose attn_implementation = "sdpa"',
+        ) from None
     except (ValueError, TypeError) as exc:
         raise _load_error(exc, path, MODEL_KEY, "model") from None
 
