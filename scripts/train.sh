@@ -5,6 +5,8 @@
 # Without GPUs, NUM_PROCESSES=2 runs two CPU ranks (gloo) — what the test suite does.
 # Effective batch = per_device_train_batch_size × gradient_accumulation_steps × NUM_PROCESSES.
 set -euo pipefail
+# One process checks the recipe and the output folder first, so a mistake is reported once, cleanly.
+python -m unlearn_cli.cli train --dry-run "$@"
 : "${NUM_PROCESSES:=$(python -c 'import torch; print(max(torch.cuda.device_count(), 1))')}"
 extra="${ACCELERATE_ARGS:-}"
 if [ "$NUM_PROCESSES" -gt 1 ] && ! [[ "$extra" =~ --(multi_gpu|use_fsdp|use_deepspeed|config_file) ]]; then

@@ -119,7 +119,7 @@ def test_recipe_show_interpolates(run_unlearn: Runner, tmp_path: Path) -> None:
     assert tomllib.loads(result.stdout) == {
         "lr": 0.5,
         "run": {"name": "lr0.5"},
-        "vars": {"lr": 0.5, "lit": "${lr}"},
+        "vars": {"lr": 0.5, "lit": "$${lr}"},  # the literal `${lr}`, escaped so the shown recipe loads back
     }
 
 
@@ -209,3 +209,68 @@ def test_recipe_cp_errors(
     result = run_unlearn("recipe", "cp", name, str(tmp_path / destination))
     assert (result.code, result.stdout, result.stderr) == (2, "", message.format(tmp=tmp_path))
     assert not (tmp_path / destination).exists()
+
+
+def test_recipe_show_keeps_literal_references_escaped(run_unlearn: Runner, tmp_path: Path) -> None:
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        '[vars]\nx = 2\nlit = "$${vars.x}"\nref = "${vars.x}"\ntext = "cost: $${vars.x} = ${vars.x}"\n'
+    )
+    result = run_unlearn("recipe", "show", str(recipe))
+    assert result.code == 0, result.stderr
+    assert 'lit = "$${vars.x}"' in result.stdout
+
+    shown = tmp_path / "shown.toml"
+    shown.write_text(result.stdout)
+    again = resolve_recipe(str(shown))
+    assert again.values == resolve_recipe(str(recipe)).values
+    assert again.values["vars"] == {"x": 2, "lit": "${vars.x}", "ref": 2, "text": "cost: ${vars.x} = 2"}
+
+
+def test_recipe_show_does_not_print_replace_markers(run_unlearn: Runner, tmp_path: Path) -> None:
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('extends = ["tofu_finetune", "models/gemma-7b-it"]\n')
+    result = run_unlearn("recipe", "show", str(recipe))
+    assert result.code == 0, result.stderr
+    shown = tomllib.loads(result.stdout)
+    assert shown["model"]["template_args"] == {"apply_chat_template": True}
+    assert "_replace_" not in result.stdout
+
+
+def test_recipe_cp_unwritable_destinations(run_unlearn: Runner, tmp_path: Path) -> None:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    under_file = run_unlearn("recipe", "cp", "tofu_finetune", str(a_file / "x.toml"))
+    assert (under_file.code, under_file.stdout, under_file.stderr) == (
+        2,
+        "",
+        f"error: cannot write {a_file / 'x.toml'}: {a_file} is a file, not a folder\n"
+        "  hint: choose another destination\n",
+    )
+
+    (tmp_path / "tofu_finetune.toml").mkdir()  # --force onto a folder of the copied file's name
+    onto_folder = run_unlearn("recipe", "cp", "tofu_finetune", str(tmp_path), "--force")
+    assert (onto_folder.code, onto_folder.stdout, onto_folder.stderr) == (
+        2,
+        "",
+        f"error: {tmp_path / 'tofu_finetune.toml'} is a folder\n"
+        "  hint: give a file path, or a folder that has no entry of that name\n",
+    )
+
+
+def test_recipe_cp_write_failure_is_a_user_error(
+    run_unlearn: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    def denied(*args: Any, **kwargs: Any) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(shutil, "copyfile", denied)  # chmod does not stop root, which runs some CI
+    result = run_unlearn("recipe", "cp", "tofu_finetune", str(tmp_path / "x.toml"))
+    assert (result.code, result.stdout, result.stderr) == (
+        2,
+        "",
+        f"error: cannot write {tmp_path / 'x.toml'}: Permission denied\n"
+        "  hint: choose a destination you can write to\n",
+    )

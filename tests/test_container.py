@@ -62,3 +62,14 @@ def test_transformers_rejections_become_user_errors(tmp_path) -> None:
     with pytest.raises(UserError) as raised:
         training_arguments(recipe, tmp_path)
     assert raised.value.key == "trainer.args" and "rejected" in raised.value.problem
+
+
+def test_output_dir_expands_the_home_folder(monkeypatch, tmp_path) -> None:
+    from unlearn_cli.recipes import load_recipe
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    recipe = load_recipe("quickstart/finetune", ['run.output_dir="~/runs/a"'])
+    assert recipe.output_dir == tmp_path / "runs" / "a"
+    assert load_recipe("quickstart/finetune", ['run.name="b"', "~run.output_dir"]).output_dir.as_posix() == (
+        "outputs/b"
+    )

@@ -156,3 +156,32 @@ def test_error_names_the_file_that_wrote_the_reference(tmp_path: Path) -> None:
         interpolate(recipe)
     assert caught.value.file == str(base.resolve())
     assert caught.value.hint == "did you mean 'vars.name'?"
+
+
+def test_a_dumped_recipe_loads_back_to_the_same_values(tmp_path: Path) -> None:
+    from unlearn_cli.recipes import dump_recipe, resolve_recipe
+
+    source = tmp_path / "r.toml"
+    source.write_text(
+        '[vars]\nx = 1\nlit = "$${vars.x}"\nref = "${vars.x}"\nmixed = "$${vars.x} is ${vars.x}"\n'
+        'items = ["$${a}", { t = "$${b}" }]\nmulti = """line one\nline two ${vars.x}"""\n'
+        '"${key}" = "keys are not interpolated"\n',
+        encoding="utf-8",
+    )
+    first = resolve_recipe(str(source)).values
+    assert first["vars"]["lit"] == "${vars.x}"
+
+    dumped = tmp_path / "dumped.toml"
+    dumped.write_text(dump_recipe(first), encoding="utf-8")
+    again = resolve_recipe(str(dumped)).values
+
+    assert again == first
+    assert again["vars"] == {
+        "x": 1,
+        "lit": "${vars.x}",
+        "ref": 1,
+        "mixed": "${vars.x} is 1",
+        "items": ["${a}", {"t": "${b}"}],
+        "multi": "line one\nline two 1",
+        "${key}": "keys are not interpolated",
+    }

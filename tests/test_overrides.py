@@ -203,3 +203,56 @@ def test_resolve_recipe_applies_overrides_before_interpolation(tmp_path: Path) -
     recipe.write_text('lr = 1e-5\n[run]\nname = "run_${lr}"\n[vars]\nlr = "${lr}"\n', encoding="utf-8")
     resolved = resolve_recipe(str(recipe), ["lr=3e-4"])
     assert resolved.values == {"lr": 3e-4, "run": {"name": "run_0.0003"}, "vars": {"lr": 3e-4}}
+
+
+def test_a_deletion_is_the_origin_of_the_now_missing_key() -> None:
+    recipe = make_recipe()
+    recipe.origins[("trainer", "args", "bf16")] = "r.toml"
+    apply_overrides(recipe, ["~trainer.handler", "~trainer.args"])
+    # a later "missing trainer.handler" error must blame the deletion, not the recipe that set the handler
+    assert recipe.origin(("trainer", "handler")) == OVERRIDE_ORIGIN
+    assert recipe.origin(("trainer", "args")) == OVERRIDE_ORIGIN
+    assert recipe.origin(("trainer", "args", "learning_rate")) == OVERRIDE_ORIGIN  # stale origins dropped
+    assert not [path for path in recipe.origins if path[:2] == ("trainer", "args") and len(path) > 2]
+    assert recipe.origin(("trainer",)) == "r.toml"
+
+
+def test_setting_a_table_drops_the_origins_of_the_keys_it_replaced() -> None:
+    recipe = make_recipe()
+    apply_overrides(recipe, ["trainer.args={ lr = 1 }"])
+    assert ("trainer", "args", "learning_rate") not in recipe.origins
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        (
+            'extends=["models/gemma-7b-it"]',
+            "`extends` cannot be overridden on the command line "
+            "(got 'extends=[\"models/gemma-7b-it\"]'): bases are merged first",
+        ),
+        (
+            "~extends",
+            "`extends` cannot be overridden on the command line (got '~extends'): bases are merged first",
+        ),
+        (
+            "model._replace_=true",
+            "`_replace_` cannot be set on the command line (got 'model._replace_=true'): "
+            "it only steers `extends`",
+        ),
+    ],
+)
+def test_keys_that_steer_merging_cannot_be_overridden(override: str, problem: str) -> None:
+    with pytest.raises(UserError) as caught:
+        apply_overrides(make_recipe(), [override])
+    assert caught.value.problem == problem
+    assert caught.value.hint is not None
+
+
+def test_extends_override_is_reported_not_ignored(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[run]\nname = "r"\n', encoding="utf-8")
+    with pytest.raises(UserError) as caught:
+        resolve_recipe(str(recipe), ['extends=["tofu_finetune"]'])
+    assert caught.value.file == "command line"
+    assert caught.value.hint is not None and caught.value.hint.startswith("write a recipe that extends")

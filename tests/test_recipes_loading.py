@@ -277,3 +277,158 @@ def test_packaged_tofu_recipe_merges_with_its_model(tmp_path: Path) -> None:
     assert recipe.origin(("trainer", "args", "learning_rate")) == str(
         packaged_recipes_root() / "tofu_finetune.toml"
     )
+
+
+# --- `_replace_`: a table that replaces the inherited one ---------------------------------------------------
+
+GEMMA = packaged_recipes_root() / "models" / "gemma-7b-it.toml"
+LLAMA2_CHAT = packaged_recipes_root() / "models" / "Llama-2-7b-chat-hf.toml"
+
+
+def _has_marker(value: object) -> bool:
+    if isinstance(value, dict):
+        return "_replace_" in value or any(_has_marker(v) for v in value.values())
+    return False
+
+
+def test_deep_merge_replace_marker_replaces_the_table_and_its_origins() -> None:
+    origins = {("t",): "base.toml", ("t", "x"): "base.toml", ("t", "y"): "base.toml"}
+    update = {"t": {"_replace_": True, "y": 2}}
+    merged = deep_merge({"t": {"x": 1, "y": 1}}, update, origin="top.toml", origins=origins)
+    assert merged == {"t": {"_replace_": True, "y": 2}}  # kept until the whole recipe is merged
+    assert origins == {("t",): "top.toml", ("t", "_replace_"): "top.toml", ("t", "y"): "top.toml"}
+
+
+@pytest.mark.parametrize(
+    ("model", "path", "model_file"),
+    [
+        ("gemma-7b-it", "google/gemma-7b-it", GEMMA),
+        ("Llama-2-7b-chat-hf", "meta-llama/Llama-2-7b-chat-hf", LLAMA2_CHAT),
+    ],
+)
+def test_a_later_model_recipe_replaces_the_inherited_model_whole(
+    tmp_path: Path, model: str, path: str, model_file: Path
+) -> None:
+    top = write(tmp_path / "mine.toml", f'extends = ["tofu_finetune", "models/{model}"]\n')
+
+    recipe = load_merged(top)
+
+    values = recipe.values["model"]
+    # neither Llama 3's system_prompt nor its date_string leaks into a chat template that has none
+    assert values["template_args"] == {"apply_chat_template": True}
+    assert values["model_args"]["pretrained_model_name_or_path"] == path
+    assert values["tokenizer_args"] == {"pretrained_model_name_or_path": path}
+    assert not _has_marker(recipe.values)
+    assert recipe.origin(("model", "template_args", "system_prompt")) == str(model_file)
+    assert not any(
+        key[:1] == ("model",) and origin == str(PACKAGED_LLAMA) for key, origin in recipe.origins.items()
+    )
+    assert not any("_replace_" in key for key in recipe.origins)
+    assert recipe.values["trainer"]["handler"] == "finetune"  # the rest of tofu_finetune still merges
+
+
+def test_a_recipe_adjusting_its_inherited_model_still_merges(tmp_path: Path) -> None:
+    top = write(
+        tmp_path / "mine.toml", 'extends = ["tofu_finetune"]\n[model.model_args]\ndtype = "float32"\n'
+    )
+
+    recipe = load_merged(top)
+
+    model = recipe.values["model"]
+    assert model["model_args"] == {
+        "pretrained_model_name_or_path": "meta-llama/Llama-3.2-1B-Instruct",
+        "dtype": "float32",
+        "attn_implementation": "flash_attention_2",
+    }
+    assert model["template_args"]["system_prompt"] == "You are a helpful assistant."
+    assert not _has_marker(recipe.values)
+    assert recipe.origin(("model", "model_args", "dtype")) == str(top)
+    assert recipe.origin(("model", "model_args", "attn_implementation")) == str(PACKAGED_LLAMA)
+
+
+def test_a_merged_base_keeps_replacing_what_it_is_merged_onto(tmp_path: Path) -> None:
+    write(
+        tmp_path / "my_gemma.toml",
+        'extends = ["models/gemma-7b-it"]\n[model.model_args]\ndtype = "float32"\n',
+    )
+    top = write(tmp_path / "top.toml", 'extends = ["tofu_finetune", "my_gemma"]\n')
+
+    model = load_merged(top).values["model"]
+
+    assert model["model_args"]["pretrained_model_name_or_path"] == "google/gemma-7b-it"
+    assert model["model_args"]["dtype"] == "float32"
+    assert model["template_args"] == {"apply_chat_template": True}
+
+
+def test_replace_markers_are_removed_at_any_depth_even_with_nothing_to_replace(tmp_path: Path) -> None:
+    write(tmp_path / "base.toml", "[vars.t]\na = 1\nb = 1\n")
+    top = write(
+        tmp_path / "top.toml",
+        'extends = ["base"]\n[vars.t]\n_replace_ = true\nb = 2\n[vars.t.deep]\n_replace_ = true\nc = 3\n'
+        "[vars.other]\n_replace_ = false\nd = 4\n",
+    )
+    assert load_merged(top).values == {"vars": {"t": {"b": 2, "deep": {"c": 3}}, "other": {"d": 4}}}
+    alone = write(tmp_path / "alone.toml", "[run]\n_replace_ = true\nname = 'x'\n")
+    assert load_merged(alone).values == {"run": {"name": "x"}}
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "problem"),
+    [
+        ('[t]\n_replace_ = "yes"\n', "t._replace_", "`_replace_` must be true or false, got str"),
+        ("_replace_ = true\n", "_replace_", "`_replace_` at the top level of a recipe has no effect"),
+    ],
+)
+def test_malformed_replace_marker(tmp_path: Path, text: str, key: str, problem: str) -> None:
+    bad = write(tmp_path / "bad.toml", text)
+    with pytest.raises(UserError) as caught:
+        load_merged(bad)
+    assert (caught.value.file, caught.value.key, caught.value.problem) == (str(bad), key, problem)
+
+
+def test_every_packaged_model_recipe_replaces_the_inherited_model() -> None:
+    for name in packaged_recipe_names():
+        if name.startswith("models/"):
+            path = packaged_recipe_path(name)
+            assert path is not None
+            assert "[model]\n_replace_ = true" in path.read_text(encoding="utf-8"), name
+
+
+# --- files that are not recipes -----------------------------------------------------------------------------
+
+
+def test_non_utf8_recipe_names_the_file_and_byte_offset(tmp_path: Path) -> None:
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes('[run]\nname = "caf\u00e9"\n'.encode("latin-1"))
+    with pytest.raises(UserError) as caught:
+        load_merged(bad)
+    assert caught.value.file == str(bad)
+    assert caught.value.problem == "not UTF-8 text: invalid byte 0xe9 at byte offset 17 (line 2)"
+    assert caught.value.hint is not None and "UTF-8" in caught.value.hint
+
+
+def test_a_folder_given_as_the_recipe_is_called_a_folder(tmp_path: Path) -> None:
+    write(tmp_path / "recipes" / "a.toml", "")
+    with pytest.raises(UserError) as caught:
+        locate_recipe(str(tmp_path / "recipes"))
+    assert caught.value.problem == f"'{tmp_path / 'recipes'}' is a folder, not a recipe file"
+    assert caught.value.hint == "give one of the .toml files inside it (a.toml)"
+
+
+def test_a_folder_given_as_an_extends_target_is_called_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "bases").mkdir()
+    top = write(tmp_path / "top.toml", 'extends = ["bases"]\n')
+    with pytest.raises(UserError) as caught:
+        load_merged(top)
+    assert (caught.value.file, caught.value.key) == (str(top), "extends[0]")
+    assert caught.value.problem == f"'{tmp_path / 'bases'}' is a folder, not a recipe file"
+
+
+def test_locate_recipe_without_suffix_works_for_relative_and_absolute_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine = write(tmp_path / "sub" / "mine.toml", "")
+    monkeypatch.chdir(tmp_path)
+    assert locate_recipe("sub/mine") == mine.resolve()
+    assert locate_recipe(str(tmp_path / "sub" / "mine")) == mine.resolve()
+    assert packaged_recipe_path(str(PACKAGED_LLAMA.with_suffix(""))) is None  # an absolute path is a file

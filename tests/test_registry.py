@@ -295,6 +295,22 @@ def test_registry_list_unknown_kind(run_unlearn: Runner) -> None:
     )
 
 
+def test_registry_show_unknown_kind(run_unlearn: Runner) -> None:
+    result = run_unlearn("registry", "show", "QADataset", "--kind", "bogus")
+    assert (result.code, result.stdout, result.stderr) == (
+        2,
+        "",
+        "error: key '--kind': unknown kind 'bogus'\n"
+        "  hint: kinds: model, dataset, collator, trainer, metric, benchmark\n",
+    )
+
+
+def test_components_have_no_unused_helpers() -> None:
+    # signature() and doc() were never called: `unlearn registry show` inspects the loaded handler itself
+    assert not hasattr(registry.Component, "signature")
+    assert not hasattr(registry.Component, "doc")
+
+
 def test_registry_show_a_dataset(run_unlearn: Runner, toy_plugin_dir: Path) -> None:
     result = run_unlearn("registry", "show", "ToyDataset", "--plugin", "unlearn_toy_plugin")
     assert result.code == 0, result.stderr
@@ -317,6 +333,8 @@ def test_registry_show_a_trainer_lists_its_method_args(run_unlearn: Runner, toy_
     assert "(keyword-only parameters)" in result.stdout
     assert table_rows(result.stdout) == [["alpha", "float", "1.0", ""], ["steps", "int", "3", ""]]
     assert "trainer.args: any field of transformers.TrainingArguments." in result.stdout
+    fields = result.stdout.split("fields: ", 1)[1]
+    assert "learning_rate, " in fields and "output_dir" not in fields  # the CLI sets output_dir
 
 
 @pytest.mark.parametrize(

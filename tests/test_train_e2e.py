@@ -35,7 +35,7 @@ def test_training_saves_everything_a_later_step_needs(trained: Path) -> None:
     assert manifest["train_items"] == 20
     assert manifest["global_steps"] == 24  # 2 steps per epoch × 12 epochs
     assert manifest["versions"]["torch"] and manifest["started_at"] <= manifest["finished_at"]
-    assert manifest["seed"] == 0
+    assert manifest["seed"] == 0 and manifest["data_seed"] is None
     recipe = tomllib.loads((trained / "recipe.toml").read_text())
     assert recipe["data"]["train"]["authors_full"]["args"]["hf_args"]["path"] == SMALL_DATA
     assert recipe["run"]["output_dir"] == str(trained)
@@ -185,4 +185,48 @@ def test_chat_template_mode_needs_a_tokenizer_with_one(run_unlearn, tmp_path: Pa
     assert result.code == 2
     assert "key 'model.template_args.apply_chat_template'" in result.stderr
     assert "models/tiny-llama.toml" in result.stderr  # the file that set apply_chat_template
+    assert "Traceback" not in result.stderr
+
+
+def test_dry_run_checks_everything_and_writes_nothing(run_unlearn, tmp_path: Path) -> None:
+    target = tmp_path / "dry"
+    result = run_unlearn("train", "quickstart/finetune", f"run.output_dir={target}", "--dry-run")
+    assert result.code == 0, result.stderr
+    assert "would train into" in result.stdout and not target.exists()
+    target.mkdir()
+    (target / "notes.txt").write_text("x")
+    refused = run_unlearn("train", "quickstart/finetune", f"run.output_dir={target}", "--dry-run")
+    assert refused.code == 2 and "is not empty" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "expected_key"),
+    [
+        ("data.train.authors_full.handler=QAwithAlternateDataset", "data.train.authors_full.handler"),
+        (
+            "data.train.authors_full.args.predict_with_generate=true",
+            "data.train.authors_full.args.predict_with_generate",
+        ),
+    ],
+)
+def test_items_finetuning_cannot_use_are_refused_before_training(
+    run_unlearn, tmp_path: Path, override: str, expected_key: str
+) -> None:
+    result = run_unlearn(
+        "train", "quickstart/finetune", *FAST[:1], override, f"run.output_dir={tmp_path / 'x'}"
+    )
+    assert result.code == 2, result.stderr
+    assert f"key '{expected_key}'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_reporting_integration_that_is_not_installed_is_a_user_error(run_unlearn, tmp_path: Path) -> None:
+    result = run_unlearn(
+        "train",
+        "quickstart/finetune",
+        *FAST[:1],
+        'trainer.args.report_to=["wandb"]',
+        f"run.output_dir={tmp_path / 'x'}",
+    )
+    assert result.code == 2, result.stderr
+    assert "key 'trainer.args'" in result.stderr and "wandb" in result.stderr
     assert "Traceback" not in result.stderr

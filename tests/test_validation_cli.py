@@ -150,6 +150,62 @@ def test_unknown_training_argument_suggests_the_training_arguments_field(
     assert hint.startswith("  hint: did you mean 'learning_rate'")
 
 
+def test_unknown_training_argument_without_close_match_points_to_the_reference(
+    run_unlearn: Runner, recipe: Callable[..., Path]
+) -> None:
+    path = recipe()
+    message = validate_error(run_unlearn, path, "trainer.args.zzqqxx=1")
+    assert message == (
+        f"{OVERRIDE}: key 'trainer.args.zzqqxx': unknown argument 'zzqqxx' for "
+        "transformers.TrainingArguments\n"
+        "  hint: see the fields of transformers.TrainingArguments in its documentation "
+        "(https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments), "
+        "or `unlearn registry show finetune`"
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        (
+            "trainer.args.report_to=5",
+            "Input should be a valid string or list of strings (got int 5)",
+        ),
+        (
+            "trainer.args.report_to=[1]",
+            "Input should be a valid string or list of strings (got list [1])",
+        ),
+        (
+            "trainer.args.lr_scheduler_type=3",
+            "Input should be a valid SchedulerType or string (got int 3)",
+        ),
+    ],
+)
+def test_union_typed_training_argument_is_one_problem_at_its_key(
+    run_unlearn: Runner, recipe: Callable[..., Path], override: str, problem: str
+) -> None:
+    message = validate_error(run_unlearn, recipe(), override)
+    first, hint = message.split("\n")
+    assert first == f"{OVERRIDE}: key '{override.split('=')[0]}': {problem}"
+    assert hint.startswith("  hint: expected ")
+
+
+def test_deleting_the_trainer_handler_blames_the_deletion(
+    run_unlearn: Runner, recipe: Callable[..., Path]
+) -> None:
+    message = validate_error(run_unlearn, recipe(), "~trainer.handler")
+    assert message.startswith(
+        f"{OVERRIDE}: key 'trainer.handler': missing required argument 'handler' for [trainer]"
+    )
+
+
+def test_extends_cannot_be_overridden(run_unlearn: Runner, recipe: Callable[..., Path]) -> None:
+    message = validate_error(run_unlearn, recipe(), 'extends=["tofu_finetune"]')
+    assert message.startswith(
+        "command line: key 'extends': `extends` cannot be overridden on the command line"
+    )
+
+
 def test_output_dir_is_managed_by_the_cli(run_unlearn: Runner, recipe: Callable[..., Path]) -> None:
     message = validate_error(run_unlearn, recipe(), "trainer.args.output_dir=out")
     assert message == (
@@ -237,13 +293,16 @@ def test_wrong_type_written_in_a_base_names_the_base_file(
 
 
 def test_missing_required_argument(run_unlearn: Runner, recipe: Callable[..., Path]) -> None:
-    path = recipe()
-    message = validate_error(run_unlearn, path, "~data.train.TOY.args.hf_args")
+    path = recipe(VALID.replace('hf_args = { path = "x" }, ', ""))
+    message = validate_error(run_unlearn, path)
     assert message == (
         f"{path}: key 'data.train.TOY.args.hf_args': missing required argument 'hf_args' for dataset handler "
         "'ToyDataset'\n"
         "  hint: add `hf_args = ...` (dict)"
     )
+    # deleted on the command line: the deletion is to blame, not the file that had set it
+    deleted = validate_error(run_unlearn, recipe(), "~data.train.TOY.args.hf_args")
+    assert deleted.startswith(f"{OVERRIDE}: key 'data.train.TOY.args.hf_args': missing required argument")
 
 
 def test_injected_argument_cannot_be_set(run_unlearn: Runner, recipe: Callable[..., Path]) -> None:
@@ -335,6 +394,23 @@ def test_missing_recipe_file(run_unlearn: Runner, tmp_path: Path) -> None:
     assert validate_error(run_unlearn, missing) == (
         f"recipe '{missing}' not found: no such file and no packaged recipe of that name\n"
         "  hint: give a path to a .toml file, or a packaged recipe name (see `unlearn recipe list`)"
+    )
+
+
+def test_a_folder_given_as_the_recipe(run_unlearn: Runner, tmp_path: Path) -> None:
+    (tmp_path / "recipes").mkdir()
+    assert validate_error(run_unlearn, tmp_path / "recipes") == (
+        f"'{tmp_path / 'recipes'}' is a folder, not a recipe file\n"
+        "  hint: give one of the .toml files inside it"
+    )
+
+
+def test_a_recipe_that_is_not_utf8(run_unlearn: Runner, tmp_path: Path) -> None:
+    path = tmp_path / "r.toml"
+    path.write_bytes(b"# caf\xe9\n")
+    assert validate_error(run_unlearn, path) == (
+        f"{path}: not UTF-8 text: invalid byte 0xe9 at byte offset 5 (line 1)\n"
+        "  hint: recipes are TOML files, which must be UTF-8; re-save the file as UTF-8"
     )
 
 

@@ -31,8 +31,13 @@ def _build_component(recipe: ValidatedRecipe, spec: ComponentSpec, **injected: A
     try:
         return handler(**arguments)
     except UserError as exc:
-        path = tuple(spec.key.split("."))
-        raise exc.under(f"{spec.key}.args", file=recipe.recipe.origin((*path, "args"))) from None
+        raise _located_in_recipe(exc.under(f"{spec.key}.args"), recipe) from None
+
+
+def _located_in_recipe(error: UserError, recipe: ValidatedRecipe) -> UserError:
+    """The error with the file that set its key (a base recipe, or the command line) filled in."""
+    path = tuple(error.key.split(".")) if error.key else ("model",)
+    return error.located(file=recipe.recipe.origin(path))
 
 
 def build_tokenizer(recipe: ValidatedRecipe) -> Any:
@@ -45,7 +50,7 @@ def build_tokenizer(recipe: ValidatedRecipe) -> Any:
     try:
         tokenizer = load_tokenizer(recipe.model.tokenizer_args, default_path=default_path)
     except UserError as exc:
-        raise exc.located(file=recipe.recipe.origin(("model",))) from None
+        raise _located_in_recipe(exc, recipe) from None
     template_args = recipe.model.template_args
     if template_args is not None and template_args.apply_chat_template and not tokenizer.chat_template:
         key = ("model", "template_args", "apply_chat_template")
@@ -95,7 +100,7 @@ def build_model(recipe: ValidatedRecipe, tokenizer: Any) -> Any:
     try:
         model = recipe.model.component.load()(**recipe.model.args)
     except UserError as exc:
-        raise exc.located(file=recipe.recipe.origin(("model",))) from None
+        raise _located_in_recipe(exc, recipe) from None
     embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     if embeddings is not None and len(tokenizer) > embeddings.num_embeddings:
         model.resize_token_embeddings(len(tokenizer))

@@ -8,6 +8,8 @@ import os
 import platform
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,25 +25,69 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def prepare_output_dir(output_dir: Path, *, overwrite: bool, key: str = "run.output_dir") -> None:
-    """Refuse a non-empty output folder unless `overwrite`, in which case its contents are removed."""
+RUN_MARKERS = ("recipe.toml", "manifest.json")
+"""Files every run folder holds from its start (recipe.toml) or end (manifest.json)."""
+
+
+def check_output_dir(output_dir: Path, *, overwrite: bool, key: str = "run.output_dir") -> None:
+    """Refuse an output folder that would lose work: non-empty without `overwrite`, or not a run folder."""
     if output_dir.exists() and not output_dir.is_dir():
         raise UserError(f"output path {output_dir} exists and is not a folder", key=key)
-    if output_dir.is_dir() and any(output_dir.iterdir()):
-        if not overwrite:
-            raise UserError(
-                f"output folder {output_dir} is not empty; refusing to overwrite earlier results",
-                key=key,
-                hint=f"pass --overwrite to replace it, or choose another folder: {key}=path/to/new_folder",
-            )
-        if is_main_process():
-            for child in output_dir.iterdir():
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
-    if is_main_process():
+    if not output_dir.is_dir() or not any(output_dir.iterdir()):
+        return
+    if not overwrite:
+        raise UserError(
+            f"output folder {output_dir} is not empty; refusing to overwrite earlier results",
+            key=key,
+            hint=f"pass --overwrite to replace it, or choose another folder: {key}=path/to/new_folder",
+        )
+    if not any((output_dir / marker).exists() for marker in RUN_MARKERS):
+        raise UserError(
+            f"output folder {output_dir} is not empty and holds no earlier run ({' or '.join(RUN_MARKERS)}); "
+            "refusing to replace it even with --overwrite",
+            key=key,
+            hint=f"choose a new or empty folder: {key}=path/to/new_folder",
+        )
+
+
+def prepare_output_dir(output_dir: Path, *, overwrite: bool, key: str = "run.output_dir") -> Path | None:
+    """Check and create the output folder (rank 0 only); an earlier run being replaced is moved aside.
+
+    Returns where the earlier run waits (`<folder>.previous`) until the new one has finished, so a failed
+    run gives it back (see `replacing_previous_run`); None when nothing was replaced.
+    """
+    if not is_main_process():
+        return None
+    check_output_dir(output_dir, overwrite=overwrite, key=key)
+    previous = None
+    try:
+        if output_dir.is_dir() and any(output_dir.iterdir()):
+            previous = output_dir.with_name(output_dir.name + ".previous")
+            if previous.exists():
+                shutil.rmtree(previous)
+            output_dir.rename(previous)
         output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"cannot create output folder {output_dir}: {exc.strerror or exc}",
+            key=key,
+            hint="choose a folder you can write to",
+        ) from None
+    return previous
+
+
+@contextmanager
+def replacing_previous_run(output_dir: Path, previous: Path | None) -> Iterator[None]:
+    """Delete the replaced run once the new one succeeded; put it back if the new one fails."""
+    try:
+        yield
+    except BaseException:
+        if previous is not None and previous.is_dir():
+            shutil.rmtree(output_dir, ignore_errors=True)
+            previous.rename(output_dir)
+        raise
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
 
 
 def now() -> str:
@@ -75,8 +121,8 @@ def write_manifest(output_dir: Path, record: dict[str, Any]) -> Path:
 
 
 def write_resolved_recipe(output_dir: Path, values: dict[str, Any]) -> Path:
-    import tomli_w
+    from unlearn_cli.recipes import dump_recipe
 
     path = output_dir / "recipe.toml"
-    path.write_text(tomli_w.dumps(values, multiline_strings=True), encoding="utf-8")
+    path.write_text(dump_recipe(values), encoding="utf-8")
     return path

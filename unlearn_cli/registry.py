@@ -59,13 +59,6 @@ class Component:
             self.handler = getattr(module, attr)
         return self.handler
 
-    def signature(self) -> inspect.Signature:
-        """The handler's call signature (a class's `__init__` without `self`)."""
-        return inspect.signature(self.load())
-
-    def doc(self) -> str:
-        return inspect.getdoc(self.load()) or self.description
-
 
 _runtime: dict[tuple[str, str], Component] = {}
 

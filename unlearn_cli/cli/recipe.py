@@ -47,12 +47,9 @@ def show(
     overrides: list[str] = overrides_argument(),
 ) -> None:
     """Print the fully resolved recipe (extends merged, overrides applied, ${...} interpolated) as TOML."""
-    import tomli_w
+    from unlearn_cli.recipes import dump_recipe, resolve_recipe
 
-    from unlearn_cli.recipes import resolve_recipe
-
-    resolved = resolve_recipe(recipe, overrides)
-    text = tomli_w.dumps(resolved.values, multiline_strings=True)
+    text = dump_recipe(resolve_recipe(recipe, overrides).values)
     if console.is_terminal:
         console.print(Syntax(text, "toml", theme="ansi_dark", background_color="default", word_wrap=True))
     else:  # piped or redirected: plain, unwrapped TOML that can be saved and loaded again
@@ -98,13 +95,27 @@ def copy(
 
     source = packaged_recipe_path(name) or locate_recipe(name)
     target = destination / source.name if destination.is_dir() else destination
+    if target.is_dir():
+        raise UserError(
+            f"{target} is a folder", hint="give a file path, or a folder that has no entry of that name"
+        )
     if target.exists() and not force:
         raise UserError(
             f"{target} already exists", hint="choose another destination, or pass --force to overwrite it"
         )
     if not target.parent.is_dir():
+        missing = next((p for p in reversed(target.parents) if not p.is_dir()), target.parent)
+        if missing.exists():
+            raise UserError(
+                f"cannot write {target}: {missing} is a file, not a folder", hint="choose another destination"
+            )
         raise UserError(
             f"folder {target.parent} does not exist", hint="create it first, or copy into an existing folder"
         )
-    shutil.copyfile(source, target)
+    try:
+        shutil.copyfile(source, target)
+    except OSError as exc:  # permissions, a full disk, a read-only file system: the user must act on these
+        raise UserError(
+            f"cannot write {target}: {exc.strerror or exc}", hint="choose a destination you can write to"
+        ) from exc
     console.print(f"copied {escape(name)} → {escape(str(target))}")

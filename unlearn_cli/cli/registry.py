@@ -14,6 +14,19 @@ app = typer.Typer(
 )
 
 
+def _checked_kind(kind: str | None) -> str | None:
+    """The `--kind` value, or a UserError for an unknown one (the catalogue would fail with a KeyError)."""
+    from unlearn_cli.registry import KINDS
+
+    if kind is not None and kind not in KINDS:
+        raise UserError(
+            f"unknown kind '{kind}'",
+            key="--kind",
+            hint=did_you_mean(kind, KINDS) or f"kinds: {', '.join(KINDS)}",
+        )
+    return kind
+
+
 def _kind_option() -> str | None:
     return typer.Option(
         None, "--kind", "-k", help="Only this kind: model, dataset, collator, trainer, metric, benchmark."
@@ -26,14 +39,9 @@ def list_components(
     plugin: list[str] = typer.Option([], "--plugin", "-p", help="Also import this plugin module first."),
 ) -> None:
     """Table of registered components: kind, name, import path, description."""
-    from unlearn_cli.registry import KINDS, Catalog
+    from unlearn_cli.registry import Catalog
 
-    if kind is not None and kind not in KINDS:
-        raise UserError(
-            f"unknown kind '{kind}'",
-            key="--kind",
-            hint=did_you_mean(kind, KINDS) or f"kinds: {', '.join(KINDS)}",
-        )
+    kind = _checked_kind(kind)
     catalog = Catalog.discover(plugin)
     table = Table(title="Registered components", show_lines=False)
     for column in ("kind", "name", "import path", "description"):
@@ -52,6 +60,7 @@ def show_component(
     """A component's arguments (type, default, whether the pipeline injects it) and documentation."""
     from unlearn_cli.registry import Catalog
 
+    kind = _checked_kind(kind)
     catalog = Catalog.discover(plugin)
     matches = [c for c in catalog.find(name) if kind is None or c.kind == kind]
     if not matches:
@@ -108,4 +117,18 @@ def _describe(component: Component) -> None:
     )
     console.print(table)
     if component.kind == "trainer":
-        console.print("[dim]trainer.args: any field of transformers.TrainingArguments.[/]")
+        _describe_training_arguments()
+
+
+def _describe_training_arguments() -> None:
+    """The valid `trainer.args` names: validation errors point here rather than list ~100 names each time."""
+    from unlearn_cli.recipes.schema import TRAINER_MANAGED_ARGS, _training_arguments_schema
+
+    _, annotations = _training_arguments_schema()
+    names = [name for name in sorted(annotations) if name not in TRAINER_MANAGED_ARGS]
+    console.print(
+        "[dim]trainer.args: any field of transformers.TrainingArguments. Documentation: "
+        "https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments[/]",
+        soft_wrap=True,
+    )
+    console.print(f"[dim]  fields: {', '.join(names)}[/]", highlight=False)

@@ -13,7 +13,14 @@ def train(
     recipe: str = typer.Argument(..., help=RECIPE_HELP),
     overrides: list[str] = overrides_argument(),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace the contents of a non-empty output folder."
+        False,
+        "--overwrite",
+        help="Replace an earlier run in the output folder (kept as <folder>.previous until this succeeds).",
+    ),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Only validate the recipe, training arguments and output folder; train nothing.",
     ),
 ) -> None:
     """Fine-tune: build tokenizer, datasets, collator, model and trainer from RECIPE, train, and save.
@@ -24,4 +31,4 @@ def train(
     """
     from unlearn_cli.pipelines.train import run_training
 
-    run_training(recipe, overrides, overwrite=overwrite)
+    run_training(recipe, overrides, overwrite=overwrite, dry_run=dry_run)

@@ -16,9 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from unlearn_cli.console import console
+from unlearn_cli.data.template import IGNORE_INDEX
 from unlearn_cli.errors import UserError, did_you_mean
 
-IGNORE_INDEX = -100
 PROMPT_STYLE = "dim"
 TRAINED_STYLE = "bold green"
 

@@ -6,13 +6,38 @@ registered components (imports the handlers, loads no weights or data).
 
 from __future__ import annotations
 
+from typing import Any
+
 from unlearn_cli.errors import UserError
 from unlearn_cli.recipes.interpolation import interpolate
 from unlearn_cli.recipes.loading import MergedRecipe, load_merged, locate_recipe
 from unlearn_cli.recipes.overrides import apply_overrides
 from unlearn_cli.recipes.schema import ValidatedRecipe, validate_recipe
 
-__all__ = ["MergedRecipe", "ValidatedRecipe", "load_recipe", "resolve_recipe"]
+__all__ = ["MergedRecipe", "ValidatedRecipe", "dump_recipe", "load_recipe", "resolve_recipe"]
+
+
+def _escape_references(value: Any) -> Any:
+    """`value` with every `${` in its strings written `$${`, so loading it again yields the same text."""
+    if isinstance(value, str):
+        return value.replace("${", "$${")
+    if isinstance(value, dict):
+        # keys are never interpolated, so they are written as they are
+        return {key: _escape_references(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_escape_references(child) for child in value]
+    return value
+
+
+def dump_recipe(values: dict[str, Any]) -> str:
+    """A resolved recipe as TOML text that loads back to the same values.
+
+    Resolved values are final: a `${...}` left in them is literal text (written `$${...}` in the source),
+    so it is escaped again here; otherwise loading the dump would interpolate it a second time.
+    """
+    import tomli_w
+
+    return tomli_w.dumps(_escape_references(values), multiline_strings=True)
 
 
 def resolve_recipe(reference: str, overrides: list[str] | None = None) -> MergedRecipe:

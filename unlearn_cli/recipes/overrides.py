@@ -3,16 +3,17 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from unlearn_cli.errors import UserError, did_you_mean
-from unlearn_cli.recipes.loading import KeyPath, MergedRecipe, _record_origins
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from unlearn_cli.recipes.loading import (
+    REPLACE_MARKER,
+    KeyPath,
+    MergedRecipe,
+    _record_origins,
+    drop_origins,
+    tomllib,
+)
 
 OVERRIDE_ORIGIN = "command-line override"
 
@@ -66,10 +67,28 @@ def parse_override(text: str) -> tuple[KeyPath, Any, bool]:
     return split_key_path(key.strip()), parse_value(value.strip()), False
 
 
+def _check_overridable(path: KeyPath, text: str) -> None:
+    """Keys that steer how recipe files merge mean nothing once they are merged: refuse them loudly."""
+    if path[0] == "extends":
+        raise UserError(
+            f"`extends` cannot be overridden on the command line (got '{text}'): bases are merged first",
+            key=".".join(path),
+            hint='write a recipe that extends this one and the others, e.g. extends = ["tofu_finetune", '
+            '"models/gemma-7b-it"], and run that file',
+        )
+    if REPLACE_MARKER in path:
+        raise UserError(
+            f"`{REPLACE_MARKER}` cannot be set on the command line (got '{text}'): it only steers `extends`",
+            key=".".join(path),
+            hint="to drop an inherited table, delete it (`~key`) and set the keys you want",
+        )
+
+
 def apply_overrides(recipe: MergedRecipe, overrides: list[str]) -> None:
     """Apply overrides in order, in place; later ones win."""
     for text in overrides:
         path, value, delete = parse_override(text)
+        _check_overridable(path, text)
         dotted = ".".join(path)
         table: Any = recipe.values
         for depth, part in enumerate(path[:-1]):
@@ -100,6 +119,10 @@ def apply_overrides(recipe: MergedRecipe, overrides: list[str]) -> None:
                     hint=did_you_mean(last, table),
                 )
             del table[last]
+            # later errors about this key (now missing) must blame the deletion, not the file that set it
+            drop_origins(recipe.origins, path)
+            recipe.origins[path] = OVERRIDE_ORIGIN
         else:
             table[last] = value
+            drop_origins(recipe.origins, path)
             _record_origins(value, path, OVERRIDE_ORIGIN, recipe.origins)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import types
 import typing
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -118,7 +119,8 @@ class ValidatedRecipe:
 
     @property
     def output_dir(self) -> Path:
-        return Path(self.run.output_dir or Path("outputs") / self.run.name)
+        """`run.output_dir` (with `~` expanded, as transformers does), else `outputs/<run.name>`."""
+        return Path(self.run.output_dir or Path("outputs") / self.run.name).expanduser()
 
     def require(self, *sections: str, command: str) -> None:
         """Fail clearly when a command needs a section the recipe does not have."""
@@ -170,6 +172,40 @@ def _type_name(annotation: Any) -> str:
     return str(annotation).replace("typing.", "")
 
 
+_PLAIN_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "table", list: "list"}
+
+
+def _union_members(annotation: Any) -> tuple[Any, ...]:
+    """The members of a union annotation other than None (TOML has no null), or () if it is no union."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return ()
+    return tuple(a for a in typing.get_args(annotation) if a is not type(None))
+
+
+def _plain_name(annotation: Any, plural: bool = False) -> str:
+    """How a user would call a type: 'string', 'list of strings', 'table', 'SchedulerType'."""
+    origin = typing.get_origin(annotation) or annotation
+    if origin in (list, tuple, set) and typing.get_args(annotation):
+        return f"list of {_plain_name(typing.get_args(annotation)[0], plural=True)}"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    name = _PLAIN_NAMES.get(origin) if isinstance(origin, type) else None
+    if name is None:
+        name = getattr(origin, "__name__", None) or _type_name(annotation)
+        return f"{name} values" if plural else name
+    return f"{name}s" if plural else name
+
+
+def _union_problem(annotation: Any, given: Any) -> str:
+    """One message for a value no member of a union accepts (pydantic reports one error per member)."""
+    members = " or ".join(_plain_name(member) for member in _union_members(annotation))
+    return f"Input should be a valid {members} (got {type(given).__name__} {given!r})"
+
+
+_LONG_LIST = 30
+"""Above this many valid names, listing them all in a hint buries the message: point to a reference."""
+
+
 def _report_validation_error(
     problems: _Problems,
     error: ValidationError,
@@ -177,29 +213,43 @@ def _report_validation_error(
     annotations: dict[str, Any],
     known: list[str],
     what: str,
+    reference: str | None = None,
 ) -> None:
+    """Turn pydantic's errors into problems; `reference` is where to look up valid names of a long list."""
+    reported_unions: set[str] = set()
     for item in error.errors():
         loc = tuple(str(part) for part in item["loc"])
         path = (*prefix, *loc)
         name = loc[0] if loc else ""
+        annotation = annotations.get(name, Any)
         if item["type"] == "extra_forbidden":
-            problems.add(
-                f"unknown argument '{name}' for {what}",
-                path,
-                hint=(did_you_mean(name, known) or f"valid arguments: {', '.join(known) or 'none'}"),
-            )
+            if len(known) <= _LONG_LIST or reference is None:
+                fallback = f"valid arguments: {', '.join(known) or 'none'}"
+            else:
+                fallback = reference
+            hint = did_you_mean(name, known) or fallback
+            problems.add(f"unknown argument '{name}' for {what}", path, hint=hint)
         elif item["type"] == "missing":
             problems.add(
                 f"missing required argument '{'.'.join(loc)}' for {what}",
                 path,
-                hint=f"add `{loc[-1]} = ...` ({_type_name(annotations.get(name, Any))})",
+                hint=f"add `{loc[-1]} = ...` ({_type_name(annotation)})",
             )
+        elif len(loc) > 1 and _union_members(annotation):
+            # pydantic reports one error per union member, located at `field.<member type>`: one per field
+            if name not in reported_unions:
+                reported_unions.add(name)
+                problems.add(
+                    _union_problem(annotation, item.get("input")),
+                    (*prefix, name),
+                    hint=f"expected {_type_name(annotation)}",
+                )
         else:
             given = item.get("input")
             problems.add(
                 f"{item['msg']} (got {type(given).__name__} {given!r})",
                 path,
-                hint=f"expected {_type_name(annotations.get(name, Any))}" if len(loc) == 1 else None,
+                hint=f"expected {_type_name(annotation)}" if len(loc) == 1 else None,
             )
 
 
@@ -285,20 +335,39 @@ def _training_arguments_schema() -> tuple[type[BaseModel], dict[str, Any]]:
     return schema, {name: spec[0] for name, spec in fields.items()}
 
 
+TRAINING_ARGUMENTS_REFERENCE = (
+    "see the fields of transformers.TrainingArguments in its documentation "
+    "(https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments), "
+    "or `unlearn registry show finetune`"
+)
+
+
 def validate_training_arguments(args: dict[str, Any], problems: _Problems, prefix: KeyPath) -> dict[str, Any]:
-    """Check keys and value types of `trainer.args` against `transformers.TrainingArguments`."""
+    """Check keys and value types of `trainer.args` against `transformers.TrainingArguments`.
+
+    Returns the given keys with pydantic's conversions (`"1e-3"` from an override or `${env:...}` becomes a
+    float), since TrainingArguments itself does not convert and torch would fail on a string much later.
+    Enum-or-string fields stay strings, which TrainingArguments turns into its enums itself.
+    """
     for key, why in TRAINER_MANAGED_ARGS.items():
         if key in args:
             problems.add(f"'{key}' is managed by unlearn-cli", (*prefix, key), hint=why)
     args = {k: v for k, v in args.items() if k not in TRAINER_MANAGED_ARGS}
     schema, annotations = _training_arguments_schema()
     try:
-        schema.model_validate(args)
+        validated = schema.model_validate(args)
     except ValidationError as exc:
         _report_validation_error(
-            problems, exc, prefix, annotations, sorted(annotations), "transformers.TrainingArguments"
+            problems,
+            exc,
+            prefix,
+            annotations,
+            sorted(annotations),
+            "transformers.TrainingArguments",
+            reference=TRAINING_ARGUMENTS_REFERENCE,
         )
-    return args
+        return args
+    return {name: getattr(validated, name) for name in args}
 
 
 def _check_top_level(recipe: MergedRecipe, problems: _Problems) -> None:
