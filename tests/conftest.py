@@ -53,6 +53,7 @@ TOY_PLUGIN_SOURCE = '''"""Toy components for unlearn-cli's tests."""
 from typing import Any, Literal
 
 from unlearn_cli.registry import register
+from unlearn_cli.trainers.contract import TrainerContract
 
 
 @register("dataset")
@@ -84,6 +85,8 @@ class ToyCollator:
 @register("trainer", "toy_trainer")
 class ToyTrainer:
     """A toy unlearning method."""
+
+    contract = TrainerContract(command="unlearn", splits=(), optional_splits=("train", "forget", "retain"))
 
     def __init__(self, *args: Any, alpha: float = 1.0, steps: int = 3, **kwargs: Any) -> None:
         self.alpha = alpha

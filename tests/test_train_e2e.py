@@ -20,7 +20,7 @@ FAST = [
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One quickstart fine-tune on 20 items, shared by the tests below."""
-    from unlearn_cli.pipelines.train import run_training
+    from unlearn_cli.pipelines.run import run_training
 
     output_dir = tmp_path_factory.mktemp("runs") / "finetune"
     run_training("quickstart/finetune", [*FAST, f"run.output_dir={output_dir}"], overwrite=False)
@@ -85,7 +85,8 @@ def test_a_non_empty_output_folder_is_refused(trained: Path, run_unlearn) -> Non
 def test_train_needs_a_train_split(run_unlearn, tmp_path: Path) -> None:
     result = run_unlearn("train", "quickstart/finetune", "~data.train", f"run.output_dir={tmp_path / 'x'}")
     assert result.code == 2
-    assert "[data.train]" in result.stderr and "Traceback" not in result.stderr
+    assert "trainer 'finetune' needs [data.train.NAME]" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "x").exists()
 
 

@@ -359,10 +359,16 @@ def test_two_collators(run_unlearn: Runner, recipe: Callable[..., Path]) -> None
     )
 
 
-def test_anchor_must_name_a_split(run_unlearn: Runner, recipe: Callable[..., Path]) -> None:
+def test_anchor_must_name_a_split_the_recipe_has(run_unlearn: Runner, recipe: Callable[..., Path]) -> None:
     assert validate_error(run_unlearn, recipe(), "data.anchor=forget") == (
-        f"{OVERRIDE}: key 'data.anchor': must name one of the recipe's data splits, got 'forget'\n"
-        "  hint: splits here: train"
+        f"{OVERRIDE}: key 'data.anchor': anchor is 'forget' but the recipe has no forget data\n"
+        "  hint: add [data.forget.NAME], or anchor on the other split"
+    )
+
+
+def test_anchor_is_forget_or_retain(run_unlearn: Runner, recipe: Callable[..., Path]) -> None:
+    assert validate_error(run_unlearn, recipe(), "data.anchor=train").startswith(
+        f"{OVERRIDE}: key 'data.anchor': must be 'forget' or 'retain', got 'train'\n"
     )
 
 

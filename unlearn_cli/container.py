@@ -1,9 +1,14 @@
-"""The one place where a validated recipe becomes live objects.
+"""The one place where a validated recipe becomes a run: every piece a command runs is built here.
 
-A dependency-injector container holds the validated recipe and builds, in order: the tokenizer (once),
-the datasets of each split (tokenizer and template_args injected), the collator (tokenizer injected), the
-model (once) and the trainer. Components stay plain classes that receive what they need as constructor
-arguments, so each one is testable without the container.
+A dependency-injector container holds the validated recipe and builds, in order: the trainer's contract and
+method arguments, the `TrainingArguments` (toolkit defaults < the trainer's defaults < the recipe), the
+tokenizer (once), the datasets of each split (tokenizer and template_args injected), the training dataset
+the contract asks for (the `train` datasets concatenated, or the forget/retain composite), the collator,
+the model (once), the reference (a frozen model, or log-probabilities precomputed with the initial model)
+and the trainer. A command asks for `trainer()` (or `split_datasets()`, `model()`...), runs it and saves
+what it produced. Components stay plain classes that receive what they need as constructor arguments, so
+each one is testable without the container; tests swap one piece with
+``pipeline.model.override(providers.Object(tiny_model))`` and keep the real wiring.
 """
 
 from __future__ import annotations
@@ -17,6 +22,13 @@ from dependency_injector import containers, providers
 
 from unlearn_cli.errors import UserError
 from unlearn_cli.recipes.schema import ComponentSpec, ValidatedRecipe
+from unlearn_cli.trainers.contract import (
+    ReferenceNeed,
+    TrainerContract,
+    contract_of,
+    method_args_model,
+    reference_need,
+)
 
 
 def _accepts(handler: Any, name: str) -> bool:
@@ -40,18 +52,65 @@ def _located_in_recipe(error: UserError, recipe: ValidatedRecipe) -> UserError:
     return error.located(file=recipe.recipe.origin(path))
 
 
+def _require(recipe: ValidatedRecipe, section: str) -> Any:
+    value = getattr(recipe, section)
+    if value is None:
+        raise UserError(f"the recipe has no [{section}] section", file=str(recipe.recipe.source), key=section)
+    return value
+
+
+# --- the trainer's declarations ----------------------------------------------------------------------------
+
+
+def trainer_class(recipe: ValidatedRecipe) -> Any:
+    return _require(recipe, "trainer").component.load()
+
+
+def method_arguments(recipe: ValidatedRecipe) -> Any:
+    """The validated `[trainer.method_args]`: the trainer's MethodArgs instance, or a dict of keywords."""
+    return _require(recipe, "trainer").method_args
+
+
+def build_training_arguments(recipe: ValidatedRecipe, contract: TrainerContract, output_dir: Path) -> Any:
+    """`transformers.TrainingArguments`: toolkit defaults < the trainer's defaults < `trainer.args`."""
+    import torch
+    from transformers import TrainingArguments
+
+    spec = _require(recipe, "trainer")
+    args = {
+        "seed": recipe.run.seed,
+        "report_to": "none",
+        "dataloader_pin_memory": torch.cuda.is_available(),
+        **contract.default_args,
+        **spec.args,
+    }
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Without use_cpu, transformers runs every CPU rank as an independent single process.
+        args.setdefault("use_cpu", not torch.cuda.is_available())
+        args.setdefault("ddp_find_unused_parameters", False)
+    try:
+        return TrainingArguments(output_dir=str(output_dir), **args)
+    except (ValueError, TypeError) as exc:
+        raise UserError(
+            f"transformers rejected the training arguments: {exc}",
+            file=recipe.recipe.origin(("trainer", "args")),
+            key="trainer.args",
+        ) from None
+
+
+# --- tokenizer, data, collator, model ----------------------------------------------------------------------
+
+
 def build_tokenizer(recipe: ValidatedRecipe) -> Any:
     from unlearn_cli.models.loading import load_tokenizer
 
-    if recipe.model is None:
-        raise UserError("the recipe has no [model] section", file=str(recipe.recipe.source), key="model")
-    model_args = recipe.model.args["model_args"]
-    default_path = getattr(model_args, "pretrained_model_name_or_path", None)
+    model = _require(recipe, "model")
+    default_path = getattr(model.args["model_args"], "pretrained_model_name_or_path", None)
     try:
-        tokenizer = load_tokenizer(recipe.model.tokenizer_args, default_path=default_path)
+        tokenizer = load_tokenizer(model.tokenizer_args, default_path=default_path)
     except UserError as exc:
         raise _located_in_recipe(exc, recipe) from None
-    template_args = recipe.model.template_args
+    template_args = model.template_args
     if template_args is not None and template_args.apply_chat_template and not tokenizer.chat_template:
         key = ("model", "template_args", "apply_chat_template")
         raise UserError(
@@ -62,6 +121,10 @@ def build_tokenizer(recipe: ValidatedRecipe) -> Any:
             "model's tokenizer",
         )
     return tokenizer
+
+
+def _template_args(recipe: ValidatedRecipe) -> Any:
+    return recipe.model.template_args if recipe.model is not None else None
 
 
 def build_datasets(recipe: ValidatedRecipe, tokenizer: Any, template_args: Any, split: str) -> dict[str, Any]:
@@ -80,6 +143,71 @@ def build_datasets(recipe: ValidatedRecipe, tokenizer: Any, template_args: Any, 
     }
 
 
+def _check_items(
+    recipe: ValidatedRecipe, contract: TrainerContract, split: str, name: str, dataset: Any
+) -> None:
+    """Each dataset must give items of the shape the trainer reads: sequences with labels, or pairs."""
+    key = f"data.{split}.{name}"
+    file = recipe.recipe.origin(("data", split, name))
+    handler = recipe.data[split][name].component.name
+    if len(dataset) == 0:
+        raise UserError(f"dataset '{name}' has no items", file=file, key=key, hint="check hf_args")
+    item = dataset[0]
+    trainer = _require(recipe, "trainer").component.name
+    if contract.item_shape(split) == "pair":
+        if not all(isinstance(item.get(part), dict) for part in ("original", "alternate")):
+            raise UserError(
+                f"trainer '{trainer}' reads pairs of answers from [data.{split}] ({{original, alternate}} "
+                f"items); {handler} gives items made of {', '.join(sorted(item))}",
+                file=file,
+                key=f"{key}.handler",
+                hint="use QAwithIdkDataset with paired = true, or QAwithAlternateDataset",
+            )
+        sequences = [item["original"], item["alternate"]]
+    else:
+        sequences = [item]
+    for sequence in sequences:
+        if "input_ids" not in sequence or "labels" not in sequence:
+            raise UserError(
+                f"{handler} gives items made of {', '.join(sorted(sequence))}; trainer '{trainer}' needs "
+                f"items with input_ids and labels in [data.{split}]",
+                file=file,
+                key=f"{key}.handler",
+                hint="paired datasets (original/alternate) are for preference methods such as DPO; "
+                "use QADataset here",
+            )
+        if len(sequence["input_ids"]) != len(sequence["labels"]):
+            raise UserError(
+                f"{handler} items are prompts with separate targets (predict_with_generate), not training "
+                "sequences",
+                file=file,
+                key=f"{key}.args.predict_with_generate",
+                hint="set predict_with_generate = false for training data",
+            )
+
+
+def combine(datasets: dict[str, Any]) -> Any:
+    """One dataset from a split's named datasets (concatenated in recipe order)."""
+    from torch.utils.data import ConcatDataset
+
+    parts = list(datasets.values())
+    return parts[0] if len(parts) == 1 else ConcatDataset(parts)
+
+
+def build_split_datasets(recipe: ValidatedRecipe, contract: TrainerContract, datasets: Any) -> dict[str, Any]:
+    """Each split the trainer reads (and `eval`), its named datasets checked and concatenated."""
+    result = {}
+    for split in contract.allowed_splits:
+        if split not in recipe.data:
+            continue
+        named = datasets(split=split)
+        if split != "eval":
+            for name, dataset in named.items():
+                _check_items(recipe, contract, split, name, dataset)
+        result[split] = combine(named)
+    return result
+
+
 def build_collator(recipe: ValidatedRecipe, tokenizer: Any) -> Any:
     if not recipe.collators:
         raise UserError(
@@ -95,10 +223,9 @@ def build_collator(recipe: ValidatedRecipe, tokenizer: Any) -> Any:
 
 def build_model(recipe: ValidatedRecipe, tokenizer: Any) -> Any:
     """The model, its embeddings grown when the tokenizer gained a token (an added eos) it does not know."""
-    if recipe.model is None:
-        raise UserError("the recipe has no [model] section", file=str(recipe.recipe.source), key="model")
+    model_spec = _require(recipe, "model")
     try:
-        model = recipe.model.component.load()(**recipe.model.args)
+        model = model_spec.component.load()(**model_spec.args)
     except UserError as exc:
         raise _located_in_recipe(exc, recipe) from None
     embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
@@ -107,74 +234,160 @@ def build_model(recipe: ValidatedRecipe, tokenizer: Any) -> Any:
     return model
 
 
-def training_arguments(recipe: ValidatedRecipe, output_dir: Path) -> Any:
-    """`transformers.TrainingArguments` from `trainer.args`, with the run's output folder and seed."""
-    from transformers import TrainingArguments
+# --- the reference -----------------------------------------------------------------------------------------
 
-    if recipe.trainer is None:
-        raise UserError("the recipe has no [trainer] section", file=str(recipe.recipe.source), key="trainer")
-    import torch
 
-    args = {
-        "seed": recipe.run.seed,
-        "report_to": "none",
-        "dataloader_pin_memory": torch.cuda.is_available(),
-        **recipe.trainer.args,
+def build_reference_model(need: ReferenceNeed, model: Any) -> Any:
+    """A frozen copy of the initial model when the method reads it every step; else nothing in memory."""
+    from unlearn_cli.trainers.reference import AdapterDisabledReference, FrozenReference
+
+    if not need.model:
+        return None
+    if hasattr(model, "disable_adapter") and hasattr(model, "peft_config"):
+        return AdapterDisabledReference(model)
+    return FrozenReference(model)
+
+
+def build_reference_log_probs(
+    need: ReferenceNeed, model: Any, split_datasets: dict[str, Any], collator: Any, training_args: Any
+) -> dict[str, dict[tuple[str, ...], Any]]:
+    """Per split, the initial model's summed answer log-probabilities of each item part the method reads.
+
+    Computed before training from the model the recipe loads — also when a run resumes from a checkpoint,
+    whose weights are loaded later — so they always belong to the model before unlearning.
+    """
+    from unlearn_cli.trainers.reference import compute_reference_log_probs
+
+    if need.model or not need.log_probs:
+        return {}
+    by_split: dict[str, list[tuple[str, ...]]] = {}
+    for part in need.log_probs:
+        split, *path = part.split(".")
+        by_split.setdefault(split, []).append(tuple(path))
+    model.to(training_args.device)
+    return {
+        split: compute_reference_log_probs(
+            model,
+            split_datasets[split],
+            collator,
+            paths,
+            device=training_args.device,
+            batch_size=training_args.per_device_eval_batch_size,
+        )
+        for split, paths in by_split.items()
     }
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # Without use_cpu, transformers runs every CPU rank as an independent single process.
-        args.setdefault("use_cpu", not torch.cuda.is_available())
-        args.setdefault("ddp_find_unused_parameters", False)
+
+
+# --- what is trained ---------------------------------------------------------------------------------------
+
+
+def build_train_dataset(
+    recipe: ValidatedRecipe,
+    contract: TrainerContract,
+    split_datasets: dict[str, Any],
+    reference_log_probs: dict[str, dict[tuple[str, ...], Any]],
+) -> Any:
+    """`train` for fine-tuning; for unlearning the forget/retain composite anchored on `[data] anchor`."""
+    from unlearn_cli.trainers.reference import WithReferenceLogProbs
+
+    splits = dict(split_datasets)
+    for split, log_probs in reference_log_probs.items():
+        splits[split] = WithReferenceLogProbs(splits[split], log_probs)
+    if contract.splits == ("train",):
+        return splits["train"]
+    from unlearn_cli.data.forget_retain import ForgetRetainDataset
+
     try:
-        return TrainingArguments(output_dir=str(output_dir), **args)
-    except (ValueError, TypeError) as exc:
-        raise UserError(
-            f"transformers rejected the training arguments: {exc}",
-            file=recipe.recipe.origin(("trainer", "args")),
-            key="trainer.args",
-        ) from None
+        return ForgetRetainDataset(
+            forget=splits["forget"],
+            retain=splits.get("retain"),
+            anchor=recipe.anchor or "forget",
+            seed=recipe.run.seed,
+        )
+    except UserError as exc:
+        raise exc.located(file=recipe.recipe.origin(("data", "anchor")), key="data.anchor") from None
 
 
 def build_trainer(
     recipe: ValidatedRecipe,
+    trainer_class: Any,
+    contract: TrainerContract,
+    method_args: Any,
     model: Any,
     tokenizer: Any,
     collator: Any,
     train_dataset: Any,
-    eval_dataset: Any,
+    split_datasets: dict[str, Any],
     training_args: Any,
+    reference_model: Any,
 ) -> Any:
-    """The recipe's trainer handler over the built pieces; `training_args` from `training_arguments`."""
-    spec = recipe.trainer
-    if spec is None:
-        raise UserError("the recipe has no [trainer] section", file=str(recipe.recipe.source), key="trainer")
-    return spec.component.load()(
-        model=model,
-        args=training_args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
-        data_collator=collator,
-        processing_class=tokenizer,
-        **spec.method_args,
-    )
-
-
-def _template_args(recipe: ValidatedRecipe) -> Any:
-    return recipe.model.template_args if recipe.model is not None else None
+    """The recipe's trainer over the assembled pieces."""
+    injected: dict[str, Any] = {}
+    if method_args_model(trainer_class) is not None:
+        injected["method_args"] = method_args
+    else:
+        injected.update(method_args)
+    if "reference" in contract.injected:
+        injected["reference"] = reference_model
+    try:
+        return trainer_class(
+            model=model,
+            args=training_args,
+            train_dataset=train_dataset,
+            eval_dataset=split_datasets.get("eval"),
+            data_collator=collator,
+            processing_class=tokenizer,
+            **injected,
+        )
+    except UserError as exc:
+        raise _located_in_recipe(exc.under("trainer.method_args") if exc.key else exc, recipe) from None
 
 
 class Pipeline(containers.DeclarativeContainer):
-    """recipe → tokenizer → datasets → collator → model → trainer."""
+    """recipe → contract → training args → tokenizer → datasets → collator → model → reference → trainer."""
 
     recipe = providers.Dependency(instance_of=ValidatedRecipe)
+    output_dir = providers.Callable(lambda recipe: recipe.output_dir, recipe)
+
+    trainer_class = providers.Callable(trainer_class, recipe)
+    contract = providers.Callable(contract_of, trainer_class)
+    method_args = providers.Callable(method_arguments, recipe)
+    reference_need = providers.Callable(reference_need, trainer_class, method_args)
+    training_args = providers.Singleton(build_training_arguments, recipe, contract, output_dir)
 
     tokenizer = providers.Singleton(build_tokenizer, recipe)
     template_args = providers.Callable(_template_args, recipe)
     datasets = providers.Factory(build_datasets, recipe, tokenizer, template_args)
+    split_datasets = providers.Singleton(build_split_datasets, recipe, contract, datasets.provider)
     collator = providers.Singleton(build_collator, recipe, tokenizer)
     model = providers.Singleton(build_model, recipe, tokenizer)
-    trainer = providers.Factory(build_trainer, recipe, model, tokenizer, collator)
+
+    reference_log_probs = providers.Singleton(
+        build_reference_log_probs, reference_need, model, split_datasets, collator, training_args
+    )
+    reference_model = providers.Singleton(build_reference_model, reference_need, model)
+    train_dataset = providers.Singleton(
+        build_train_dataset, recipe, contract, split_datasets, reference_log_probs
+    )
+    trainer = providers.Singleton(
+        build_trainer,
+        recipe,
+        trainer_class,
+        contract,
+        method_args,
+        model,
+        tokenizer,
+        collator,
+        train_dataset,
+        split_datasets,
+        training_args,
+        reference_model,
+    )
 
 
-def pipeline_for(recipe: ValidatedRecipe) -> Pipeline:
-    return Pipeline(recipe=recipe)
+def pipeline_for(recipe: ValidatedRecipe, **overrides: Any) -> Pipeline:
+    """The container for one validated recipe; `overrides` replace providers by name with fixed objects."""
+    pipeline = Pipeline(recipe=recipe)
+    for name, value in overrides.items():
+        getattr(pipeline, name).override(providers.Object(value))
+    return pipeline

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.table import Table
 
@@ -76,38 +78,13 @@ def show_component(
 def _describe(component: Component) -> None:
     import inspect
 
-    from pydantic import BaseModel
     from rich.markup import escape
     from rich.panel import Panel
 
-    from unlearn_cli.recipes.schema import INJECTED_ARGUMENTS, _resolved_hints, _type_name, handler_parameters
+    from unlearn_cli.recipes.schema import INJECTED_ARGUMENTS, _resolved_hints, handler_parameters
+    from unlearn_cli.trainers.contract import contract_of, method_args_model
 
     handler = component.load()
-    hints = _resolved_hints(handler)
-    injected = INJECTED_ARGUMENTS.get(component.kind, frozenset())
-    parameters = handler_parameters(handler)
-    if component.kind == "trainer":
-        parameters = [p for p in parameters if p.kind == p.KEYWORD_ONLY]
-    title = "method_args (keyword-only parameters)" if component.kind == "trainer" else "args"
-    table = Table(title=f"{component.kind} '{component.name}' — {title}", title_justify="left")
-    for column in ("argument", "type", "default", "note"):
-        table.add_column(column, overflow="fold")
-    for parameter in parameters:
-        annotation = hints.get(parameter.name, parameter.annotation)
-        default = "required" if parameter.default is inspect.Parameter.empty else repr(parameter.default)
-        note = "injected by the pipeline" if parameter.name in injected else ""
-        table.add_row(parameter.name, escape(_type_name(annotation)), escape(default), note)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            for field_name, field in annotation.model_fields.items():
-                field_default = "required" if field.is_required() else repr(field.default)
-                table.add_row(
-                    f"  {parameter.name}.{field_name}",
-                    escape(_type_name(field.annotation)),
-                    escape(field_default),
-                    field.description or "",
-                )
-    if not parameters:
-        table.add_row("(none)", "", "", "")
     console.print(
         Panel(
             escape(inspect.getdoc(handler) or component.description),
@@ -115,9 +92,99 @@ def _describe(component: Component) -> None:
             title_align="left",
         )
     )
-    console.print(table)
     if component.kind == "trainer":
+        contract = contract_of(handler)
+        model = method_args_model(handler)
+        if model is not None:
+            table = _arguments_table(f"trainer '{component.name}' — method_args")
+            _add_model_fields(table, model)
+            console.print(table)
+        else:
+            _print_parameters(
+                component,
+                [p for p in handler_parameters(handler, skip=contract.injected) if p.kind == p.KEYWORD_ONLY],
+                _resolved_hints(handler),
+                "method_args (keyword-only parameters)",
+                frozenset(),
+            )
+        _describe_contract(contract)
         _describe_training_arguments()
+        return
+    _print_parameters(
+        component,
+        handler_parameters(handler),
+        _resolved_hints(handler),
+        "args",
+        INJECTED_ARGUMENTS.get(component.kind, frozenset()),
+    )
+
+
+def _arguments_table(title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("argument", "type", "default", "note"):
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _add_model_fields(table: Table, model: Any, prefix: str = "") -> None:
+    from rich.markup import escape
+
+    from unlearn_cli.recipes.schema import _type_name
+
+    for field_name, field in model.model_fields.items():
+        default = "required" if field.is_required() else repr(field.default)
+        table.add_row(
+            f"{prefix}{field_name}",
+            escape(_type_name(field.annotation)),
+            escape(default),
+            field.description or "",
+        )
+    if not model.model_fields:
+        table.add_row("(none)", "", "", "")
+
+
+def _print_parameters(
+    component: Component, parameters: list[Any], hints: dict[str, Any], title: str, injected: frozenset[str]
+) -> None:
+    import inspect
+
+    from pydantic import BaseModel
+    from rich.markup import escape
+
+    from unlearn_cli.recipes.schema import _type_name
+
+    table = _arguments_table(f"{component.kind} '{component.name}' — {title}")
+    for parameter in parameters:
+        annotation = hints.get(parameter.name, parameter.annotation)
+        default = "required" if parameter.default is inspect.Parameter.empty else repr(parameter.default)
+        note = "injected by the pipeline" if parameter.name in injected else ""
+        table.add_row(parameter.name, escape(_type_name(annotation)), escape(default), note)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            _add_model_fields(table, annotation, prefix=f"  {parameter.name}.")
+    if not parameters:
+        table.add_row("(none)", "", "", "")
+    console.print(table)
+
+
+def _describe_contract(contract: Any) -> None:
+    """What the trainer reads and gets: its command, data splits, item shapes, TrainingArguments defaults."""
+    splits = ", ".join(
+        f"[data.{split}]" + (" (pairs)" if contract.item_shape(split) == "pair" else "")
+        for split in contract.splits
+    )
+    optional = ", ".join(f"[data.{split}]" for split in contract.optional_splits)
+    lines = [f"run with: unlearn {contract.command}", f"reads: {splits or 'nothing required'}"]
+    if optional:
+        lines.append(f"may read: {optional}")
+    if contract.default_args:
+        lines.append(
+            "trainer.args defaults: " + ", ".join(f"{k} = {v!r}" for k, v in contract.default_args.items())
+        )
+    if contract.injected:
+        lines.append("injected by the container: " + ", ".join(sorted(contract.injected)))
+    from rich.markup import escape
+
+    console.print(escape("\n".join(lines)), highlight=False, soft_wrap=True)
 
 
 def _describe_training_arguments() -> None:

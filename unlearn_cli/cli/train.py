@@ -29,6 +29,6 @@ def train(
     (manifest.json) into the run's output folder. Multi-GPU: `accelerate launch -m unlearn_cli.cli train ...`
     (see scripts/train.sh).
     """
-    from unlearn_cli.pipelines.train import run_training
+    from unlearn_cli.pipelines.run import run_training
 
     run_training(recipe, overrides, overwrite=overwrite, dry_run=dry_run)

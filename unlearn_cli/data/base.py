@@ -424,7 +424,10 @@ def dataset_lengths(dataset: Any) -> list[int] | None:
                 return None
             lengths += part_lengths
         return lengths
-    return list(dataset.lengths()) if hasattr(dataset, "lengths") else None
+    if not hasattr(dataset, "lengths"):
+        return None
+    lengths = dataset.lengths()
+    return None if lengths is None else list(lengths)
 
 
 def length_grouped_sampler(dataset: Any, batch_size: int, generator: torch.Generator | None = None) -> Any:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from unlearn_cli.errors import UserError, did_you_mean
 from unlearn_cli.recipes.loading import KeyPath, MergedRecipe
 from unlearn_cli.registry import Catalog, Component
+from unlearn_cli.trainers.contract import TrainerContract, contract_of, method_args_model
 
 SECTIONS = ("run", "model", "data", "collator", "trainer", "vars")
 """Top-level tables a recipe may hold; other top-level keys must be plain values (free knobs)."""
@@ -47,7 +48,7 @@ class RunSection(BaseModel):
     name: str = "run"
     output_dir: str | None = None
     seed: int = 0
-    measure_answer_nll: bool = False
+    measure_answer_nll: bool | None = None
 
 
 class ModelSection(BaseModel):
@@ -95,9 +96,13 @@ class ModelSpec:
 
 @dataclass
 class TrainerSpec:
+    """`[trainer]` after validation; `method_args` is the trainer's `MethodArgs` instance (or, for a trainer
+    whose knobs are keyword-only `__init__` parameters, a dict of them)."""
+
     component: Component
     args: dict[str, Any]
-    method_args: dict[str, Any]
+    method_args: Any
+    contract: TrainerContract
 
 
 @dataclass
@@ -480,16 +485,7 @@ def validate_recipe(recipe: MergedRecipe, catalog: Catalog) -> ValidatedRecipe:
         data = {}
     for split, datasets in data.items():
         if split == "anchor":
-            if not isinstance(datasets, str) or datasets not in data:
-                splits = [s for s in data if s != "anchor"]
-                problems.add(
-                    f"must name one of the recipe's data splits, got {datasets!r}",
-                    ("data", "anchor"),
-                    hint=f"splits here: {', '.join(splits) or 'none'}",
-                )
-            else:
-                validated.anchor = datasets
-            continue
+            continue  # checked against the trainer's contract
         if not isinstance(datasets, dict) or not datasets:
             problems.add(
                 'must be a table of named datasets, e.g. [data.train.MY_QA] handler = "QADataset"',
@@ -519,6 +515,7 @@ def validate_recipe(recipe: MergedRecipe, catalog: Catalog) -> ValidatedRecipe:
 
     if "trainer" in values:
         validated.trainer = _validate_trainer(catalog, values["trainer"], problems)
+    _check_contract(validated, problems)
 
     problems.raise_if_any()
     return validated
@@ -538,13 +535,132 @@ def _validate_trainer(catalog: Catalog, value: Any, problems: _Problems) -> Trai
     except UserError as exc:
         problems.extend(exc)
         return None
+    handler = component.load()
+    contract = contract_of(handler)
     args = validate_training_arguments(section.args, problems, ("trainer", "args"))
-    method_args = validate_arguments(
-        component.load(),
-        section.method_args,
-        problems=problems,
-        prefix=("trainer", "method_args"),
-        what=f"trainer '{section.handler}' (its method_args are its keyword-only parameters)",
-        only_keyword_only=True,
-    )
-    return TrainerSpec(component, args, method_args)
+    for name, required in contract.fixed_args.items():
+        if name in args and args[name] != required:
+            problems.add(
+                f"trainer '{section.handler}' needs {name} = {_toml_value(required)}",
+                ("trainer", "args", name),
+                hint=f"remove `{name}` from [trainer.args]: the trainer sets it",
+            )
+    prefix = ("trainer", "method_args")
+    model = method_args_model(handler)
+    if model is not None:
+        method_args = validate_method_args(model, section.method_args, problems, prefix, section.handler)
+    else:
+        method_args = validate_arguments(
+            handler,
+            section.method_args,
+            problems=problems,
+            prefix=prefix,
+            what=f"trainer '{section.handler}' (its method_args are its keyword-only parameters)",
+            skip=contract.injected,
+            only_keyword_only=True,
+        )
+    return TrainerSpec(component, args, method_args, contract)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+def validate_method_args(
+    model: type[BaseModel], given: dict[str, Any], problems: _Problems, prefix: KeyPath, trainer: str
+) -> BaseModel | None:
+    """`[trainer.method_args]` against the trainer's MethodArgs model; its validated instance."""
+    try:
+        return model.model_validate(given)
+    except ValidationError as exc:
+        annotations = {name: f.annotation for name, f in model.model_fields.items()}
+        _report_validation_error(
+            problems, exc, prefix, annotations, list(model.model_fields), f"trainer '{trainer}' method_args"
+        )
+        return None
+
+
+def _check_contract(validated: ValidatedRecipe, problems: _Problems) -> None:
+    """The recipe's data splits and anchor against what its trainer reads."""
+    spec = validated.trainer
+    if spec is None:
+        return
+    contract = spec.contract
+    trainer = spec.component.name
+    data = validated.values.get("data", {}) if isinstance(validated.values.get("data"), dict) else {}
+    given = [split for split in data if split != "anchor"]
+    for split in contract.splits:
+        if split not in given:
+            problems.add(
+                f"trainer '{trainer}' needs [data.{split}.NAME] but the recipe has no {split} data",
+                ("data", split),
+                hint=f'add [data.{split}.NAME] with handler = "QADataset" and its args, or extend a recipe '
+                "that has it (see `unlearn recipe list`)",
+            )
+    for split in given:
+        if split not in contract.allowed_splits:
+            problems.add(
+                f"trainer '{trainer}' does not read [data.{split}]; it reads "
+                + ", ".join(f"[data.{s}]" for s in contract.allowed_splits),
+                ("data", split),
+                hint=_unused_split_hint(contract, split),
+            )
+    for split in given:
+        if contract.item_shape(split) != "pair" or split not in validated.data:
+            continue
+        for name, dataset_spec in validated.data[split].items():
+            shape = _dataset_item_shape(dataset_spec)
+            if shape == "sequence":
+                problems.add(
+                    f"trainer '{trainer}' reads pairs of answers from [data.{split}] (an alternate answer "
+                    f"preferred over the forget answer); {dataset_spec.component.name} gives single answers",
+                    ("data", split, name, "handler"),
+                    hint="use QAwithIdkDataset with args.paired = true, or QAwithAlternateDataset",
+                )
+    if "anchor" in data:
+        anchor = data["anchor"]
+        if contract.command != "unlearn":
+            problems.add(
+                "only unlearning recipes pair forget and retain data around an anchor",
+                ("data", "anchor"),
+                hint="remove `anchor` from [data]",
+            )
+        elif anchor not in ("forget", "retain"):
+            problems.add(
+                f"must be 'forget' or 'retain', got {anchor!r}",
+                ("data", "anchor"),
+                hint="the anchor split sets the epoch length; each of its items is paired with a random item "
+                "of the other split",
+            )
+        elif anchor not in given:
+            if anchor in contract.splits:
+                return  # the missing split is reported above
+            problems.add(
+                f"anchor is {anchor!r} but the recipe has no {anchor} data",
+                ("data", "anchor"),
+                hint=f"add [data.{anchor}.NAME], or anchor on the other split",
+            )
+        else:
+            validated.anchor = anchor
+
+
+def _unused_split_hint(contract: TrainerContract, split: str) -> str:
+    if contract.command == "unlearn" and split == "train":
+        return (
+            "unlearning reads the data to forget from [data.forget.NAME] and the data to keep from "
+            "[data.retain.NAME]"
+        )
+    if contract.command == "train" and split in ("forget", "retain"):
+        return (
+            "forget/retain data is for unlearning methods (`unlearn unlearn`); fine-tuning reads "
+            "[data.train.NAME]"
+        )
+    return f"rename the section to one the trainer reads, or remove [data.{split}]"
+
+
+def _dataset_item_shape(spec: ComponentSpec) -> str | None:
+    """The shape of a dataset handler's items when it says so (`item_shape(args)`), else None (unknown)."""
+    decide = getattr(spec.component.load(), "item_shape", None)
+    return decide(spec.args) if callable(decide) else None
