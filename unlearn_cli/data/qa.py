@@ -282,6 +282,11 @@ class QADataset(_QABase):
     def __getitem__(self, item: int) -> dict[str, Any]:
         return self._item("", self._row(item))
 
+    @staticmethod
+    def item_shape(args: Mapping[str, Any]) -> str:
+        """Single question/answer sequences (what recipe validation compares with a trainer's needs)."""
+        return "sequence"
+
 
 @register("dataset")
 class QAwithIdkDataset(_QABase):
@@ -334,6 +339,11 @@ class QAwithIdkDataset(_QABase):
             return {"original": self._item("", row), "alternate": self._item("_alt", row)}
         return self._item("", row)
 
+    @staticmethod
+    def item_shape(args: Mapping[str, Any]) -> str:
+        """{original, alternate} pairs with `paired = true`, else refusal sequences."""
+        return "pair" if args.get("paired") else "sequence"
+
 
 @register("dataset")
 class QAwithAlternateDataset(_QABase):
@@ -374,3 +384,8 @@ class QAwithAlternateDataset(_QABase):
     def __getitem__(self, item: int) -> dict[str, Any]:
         row = self._row(item)
         return {"original": self._item("", row), "alternate": self._item("_alt", row)}
+
+    @staticmethod
+    def item_shape(args: Mapping[str, Any]) -> str:
+        """Always {original, alternate} pairs."""
+        return "pair"

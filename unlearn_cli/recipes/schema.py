@@ -608,17 +608,27 @@ def _check_contract(validated: ValidatedRecipe, problems: _Problems) -> None:
                 hint=_unused_split_hint(contract, split),
             )
     for split in given:
-        if contract.item_shape(split) != "pair" or split not in validated.data:
+        if split not in validated.data or split == "eval":
             continue
+        wanted = contract.item_shape(split)
         for name, dataset_spec in validated.data[split].items():
             shape = _dataset_item_shape(dataset_spec)
-            if shape == "sequence":
-                problems.add(
+            if shape is None or shape == wanted:
+                continue
+            handler = dataset_spec.component.name
+            if wanted == "pair":
+                problem = (
                     f"trainer '{trainer}' reads pairs of answers from [data.{split}] (an alternate answer "
-                    f"preferred over the forget answer); {dataset_spec.component.name} gives single answers",
-                    ("data", split, name, "handler"),
-                    hint="use QAwithIdkDataset with args.paired = true, or QAwithAlternateDataset",
+                    f"preferred over the original); {handler} gives single answers"
                 )
+                hint = "use QAwithIdkDataset with args.paired = true, or QAwithAlternateDataset"
+            else:
+                problem = (
+                    f"trainer '{trainer}' reads single question/answer sequences from [data.{split}]; "
+                    f"{handler} gives {{original, alternate}} pairs"
+                )
+                hint = "use QADataset (pairs are for preference methods such as DPO)"
+            problems.add(problem, ("data", split, name, "handler"), hint=hint)
     if "anchor" in data:
         anchor = data["anchor"]
         if contract.command != "unlearn":
