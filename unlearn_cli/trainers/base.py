@@ -228,7 +228,8 @@ class UnlearningTrainer(FinetuneTrainer):
         num_items_in_batch: Any = None,
     ) -> Any:
         if not any(True for _ in batch_parts(inputs)):  # a plain eval batch: the model's own LM loss
-            return super().compute_loss(model, inputs, return_outputs, None)
+            plain = {**model_inputs(inputs), "labels": inputs["labels"]}
+            return super().compute_loss(model, plain, return_outputs, None)
         counts = (
             num_items_in_batch if isinstance(num_items_in_batch, BatchCounts) else BatchCounts.of([inputs])
         )
