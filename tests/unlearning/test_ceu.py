@@ -65,17 +65,20 @@ def test_ceu_defaults_are_the_published_ones() -> None:
     assert CEU.contract.splits == ("forget",)
 
 
-def _micro_batch(answers: list[list[int]], prompt: int = 2) -> dict:
-    """{forget: ...} with a prompt of `prompt` tokens then each answer, right-padded."""
-    length = prompt + max(len(answer) for answer in answers)
+PROMPT = [11, 12]
+
+
+def _micro_batch(answers: list[list[int]]) -> dict:
+    """{forget: ...}: each row the two prompt tokens then its answer (labelled), right-padded."""
+    length = len(PROMPT) + max(len(answer) for answer in answers)
     input_ids = torch.zeros(len(answers), length, dtype=torch.long)
     labels = torch.full((len(answers), length), -100)
     attention_mask = torch.zeros(len(answers), length, dtype=torch.long)
     for row, answer in enumerate(answers):
-        input_ids[row, :prompt] = torch.tensor([11, 12][:prompt])
-        input_ids[row, prompt : prompt + len(answer)] = torch.tensor(answer)
-        labels[row, prompt : prompt + len(answer)] = torch.tensor(answer)
-        attention_mask[row, : prompt + len(answer)] = 1
+        end = len(PROMPT) + len(answer)
+        input_ids[row, :end] = torch.tensor(PROMPT + answer)
+        labels[row, len(PROMPT) : end] = torch.tensor(answer)
+        attention_mask[row, :end] = 1
     return {"forget": {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}}
 
 
