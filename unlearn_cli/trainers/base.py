@@ -9,7 +9,9 @@ base class does the rest:
   `forget.original`...) it counts labelled tokens and labelled sequences over every micro-batch of the
   optimizer step and every rank, and hands the counts to `loss_terms`. A token-mean term divides its sum by
   the step's token count, a sequence-mean term by its sequence count; so batch 2 and batch 1 × accumulation
-  2 (or 2 ranks) give the same update.
+  2 (or 2 ranks) give the same update. A method that divides by something else (e.g. CE-U, which skips the
+  first answer tokens of each sequence) returns its per-micro-batch counts from `extra_counts`; they are
+  summed the same way and reach `loss_terms` as `counts.extra`.
 - **each term logged on its own** (`forget_loss`, `retain_loss`, ...), next to transformers' `loss`.
 - **the reference**: `self.reference` (a frozen model, or None) and `ref_logp` in the items when
   log-probabilities were precomputed (`reference_log_probs` reads whichever is there).
@@ -22,7 +24,7 @@ checkpointing, schedulers.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
@@ -71,16 +73,24 @@ class PartCounts:
     sequences: torch.Tensor
 
 
+ExtraCounts = Callable[[Mapping[str, Any]], dict[str, torch.Tensor]]
+"""A method's own counts of one micro-batch, by name (see `UnlearningTrainer.extra_counts`)."""
+
+
 class BatchCounts(Mapping[str, PartCounts]):
     """Per part ("forget", "retain", "forget.original"...), the counts a loss term divides by.
 
+    `extra` holds a method's own counts by name (`UnlearningTrainer.extra_counts`), over the same step.
     `scale` is the number of ranks averaging gradients: the loss is multiplied by it so that the ranks'
     mean gradient is the gradient of the global sum divided by the global count.
     """
 
-    def __init__(self, parts: dict[str, PartCounts], scale: int = 1) -> None:
+    def __init__(
+        self, parts: dict[str, PartCounts], scale: int = 1, extra: dict[str, torch.Tensor] | None = None
+    ) -> None:
         self._parts = parts
         self.scale = scale
+        self.extra = extra or {}
 
     def __getitem__(self, part: str) -> PartCounts:
         return self._parts[part]
@@ -92,20 +102,27 @@ class BatchCounts(Mapping[str, PartCounts]):
         return len(self._parts)
 
     @classmethod
-    def of(cls, batches: list[dict[str, Any]]) -> BatchCounts:
+    def of(cls, batches: list[dict[str, Any]], extra_counts: ExtraCounts | None = None) -> BatchCounts:
         """Counts summed over the micro-batches of one step (this process only)."""
         totals: dict[str, list[torch.Tensor]] = {}
+        extra: dict[str, list[torch.Tensor]] = {}
         for batch in batches:
             for path, part in batch_parts(batch):
                 tokens = labelled_tokens(part["labels"])
                 counts = torch.stack([tokens.sum(), (tokens > 0).sum()])
                 totals.setdefault(path, []).append(counts)
-        return cls({path: PartCounts(*torch.stack(values).sum(0)) for path, values in totals.items()})
+            for name, value in (extra_counts(batch) if extra_counts is not None else {}).items():
+                extra.setdefault(name, []).append(torch.as_tensor(value, dtype=torch.long))
+        return cls(
+            {path: PartCounts(*torch.stack(values).sum(0)) for path, values in totals.items()},
+            extra={name: torch.stack(values).sum() for name, values in extra.items()},
+        )
 
     def to(self, device: Any) -> BatchCounts:
         return BatchCounts(
             {k: PartCounts(v.tokens.to(device), v.sequences.to(device)) for k, v in self._parts.items()},
             self.scale,
+            {name: value.to(device) for name, value in self.extra.items()},
         )
 
 
@@ -184,6 +201,14 @@ class UnlearningTrainer(FinetuneTrainer):
         """The weight of each term in the total loss (read every step, so a method may change them)."""
         return {"forget": getattr(self.method, "gamma", 1.0), "retain": getattr(self.method, "alpha", 1.0)}
 
+    def extra_counts(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """Denominators beyond labelled tokens and sequences: the method's named counts in one micro-batch.
+
+        The base sums them over the step's micro-batches and ranks, like its own counts, and hands them to
+        `loss_terms` as `counts.extra[name]`. None by default.
+        """
+        return {}
+
     # --- shared pieces -------------------------------------------------------------------------------------
 
     def retain_loss(self, model: Any, retain: Mapping[str, Any], counts: PartCounts) -> torch.Tensor:
@@ -211,13 +236,18 @@ class UnlearningTrainer(FinetuneTrainer):
         """Counts per batch part over the step's micro-batches and, when launched on several, all ranks."""
         if not batch_samples or not any(True for _ in batch_parts(batch_samples[0])):
             return super()._get_num_items_in_batch(batch_samples, device)
-        counts = BatchCounts.of(batch_samples).to(device)
+        counts = BatchCounts.of(batch_samples, self.extra_counts).to(device)
         world = self.args.world_size
         if world > 1:
-            names = sorted(counts)
-            stacked = torch.stack([torch.stack([counts[n].tokens, counts[n].sequences]) for n in names])
-            summed = self.accelerator.gather(stacked.unsqueeze(0)).sum(0)
-            counts = BatchCounts({n: PartCounts(*summed[i]) for i, n in enumerate(names)}, scale=world)
+            names, extra_names = sorted(counts), sorted(counts.extra)
+            values = [count for n in names for count in (counts[n].tokens, counts[n].sequences)]
+            values += [counts.extra[n] for n in extra_names]
+            summed = self.accelerator.gather(torch.stack(values).unsqueeze(0)).sum(0)
+            counts = BatchCounts(
+                {n: PartCounts(summed[2 * i], summed[2 * i + 1]) for i, n in enumerate(names)},
+                scale=world,
+                extra={n: summed[2 * len(names) + i] for i, n in enumerate(extra_names)},
+            )
         return counts
 
     def compute_loss(
@@ -231,7 +261,9 @@ class UnlearningTrainer(FinetuneTrainer):
             plain = {**model_inputs(inputs), "labels": inputs["labels"]}
             return super().compute_loss(model, plain, return_outputs, None)
         counts = (
-            num_items_in_batch if isinstance(num_items_in_batch, BatchCounts) else BatchCounts.of([inputs])
+            num_items_in_batch
+            if isinstance(num_items_in_batch, BatchCounts)
+            else BatchCounts.of([inputs], self.extra_counts)
         )
         terms = self.loss_terms(model, inputs, counts)
         weights = self.term_weights()
