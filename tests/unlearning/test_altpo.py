@@ -213,3 +213,38 @@ def test_recipes_validate_the_pair_shape_and_keep_the_model_injected() -> None:
         load_recipe("quickstart/unlearn", [*generated, "data.forget.authors_forget.args.model='gpt'"])
     with pytest.raises(UserError, match="reads pairs of answers"):
         load_recipe("quickstart/unlearn", ["trainer.handler=AltPO", "~trainer.method_args"])
+
+
+def _first_forget_term(ref_log_probs: str, tmp_path: Path) -> tuple[float, Any]:
+    from unlearn_cli.container import pipeline_for
+    from unlearn_cli.recipes import load_recipe
+    from unlearn_cli.trainers.base import BatchCounts
+
+    recipe = load_recipe(
+        "quickstart/unlearn",
+        [
+            "finetuned_model=builtin://tiny-llama",
+            f'data.forget.authors_forget.args.hf_args.path="{SMALL}"',
+            f'data.retain.authors_retain.args.hf_args.path="{SMALL}"',
+            "data.forget.authors_forget.handler=QAwithAlternateDataset",
+            "data.forget.authors_forget.args.alternate_key='perturbed_answer'",
+            "trainer.handler=AltPO",
+            "~trainer.method_args",
+            f"trainer.method_args.ref_log_probs='{ref_log_probs}'",
+        ],
+    )
+    trainer = pipeline_for(recipe, output_dir=tmp_path / ref_log_probs).trainer()
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    with torch.no_grad():
+        terms = trainer.loss_terms(trainer.model, batch, BatchCounts.of([batch]))
+    return float(terms["forget"]), trainer.reference
+
+
+@pytest.mark.slow
+def test_cached_and_per_step_reference_log_probs_give_the_same_loss(tmp_path: Path) -> None:
+    cached, no_model = _first_forget_term("cached", tmp_path)
+    per_step, frozen = _first_forget_term("per_step", tmp_path)
+    assert no_model is None and frozen is not None
+    # still the initial model, so every Δ is 0: -(2/β)·log σ(0) = 20·log 2 = 13.862944
+    assert cached == pytest.approx(13.862944, rel=1e-5)
+    assert per_step == pytest.approx(cached, rel=1e-5)
