@@ -173,9 +173,9 @@ def test_altpo_with_alternates_from_the_data_forgets_and_keeps_the_retain_set(un
         "AltPO",
         "data.forget.authors_forget.handler=QAwithAlternateDataset",
         "data.forget.authors_forget.args.alternate_key='perturbed_answer'",
-        "trainer.args.learning_rate=1e-3",
+        "trainer.args.learning_rate=2e-3",
         "trainer.args.num_train_epochs=2",
-        "trainer.args.per_device_train_batch_size=10",
+        "trainer.args.per_device_train_batch_size=15",
     )
     assert manifest["forget_items"] == 30  # three perturbed answers per question, one pair each
     assert forget_rise(manifest) > 2.0, manifest
@@ -188,9 +188,9 @@ def test_altpo_with_generated_alternates_forgets_and_keeps_the_retain_set(unlear
         "AltPO",
         "data.forget.authors_forget.handler=QAwithGeneratedAlternateDataset",
         "data.forget.authors_forget.args.num_alternates=2",
-        "data.forget.authors_forget.args.max_new_tokens=24",
-        "trainer.args.learning_rate=1e-3",
-        "trainer.args.num_train_epochs=6",
+        "data.forget.authors_forget.args.max_new_tokens=16",
+        "trainer.args.learning_rate=2e-3",
+        "trainer.args.num_train_epochs=4",
         "trainer.args.per_device_train_batch_size=10",
     )
     assert manifest["forget_items"] > 10  # some of the 2 x 10 generated answers may be empty and dropped
