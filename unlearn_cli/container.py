@@ -127,8 +127,14 @@ def _template_args(recipe: ValidatedRecipe) -> Any:
     return recipe.model.template_args if recipe.model is not None else None
 
 
-def build_datasets(recipe: ValidatedRecipe, tokenizer: Any, template_args: Any, split: str) -> dict[str, Any]:
-    """Every dataset of one split, by its recipe name."""
+def build_datasets(
+    recipe: ValidatedRecipe, tokenizer: Any, template_args: Any, split: str, model: Any = None
+) -> dict[str, Any]:
+    """Every dataset of one split, by its recipe name.
+
+    `model` is the model's provider: a handler that names a `model` parameter (one that generates its items
+    with the run's model) gets the model, which is otherwise not loaded to build data.
+    """
     specs = recipe.data.get(split)
     if not specs:
         raise UserError(
@@ -137,10 +143,14 @@ def build_datasets(recipe: ValidatedRecipe, tokenizer: Any, template_args: Any, 
             key=f"data.{split}",
             hint=f"add [data.{split}.NAME] with a handler and args",
         )
-    return {
-        name: _build_component(recipe, spec, tokenizer=tokenizer, template_args=template_args)
-        for name, spec in specs.items()
-    }
+    built = {}
+    for name, spec in specs.items():
+        wants_model = model is not None and "model" in inspect.signature(spec.component.load()).parameters
+        extra = {"model": model()} if wants_model else {}
+        built[name] = _build_component(
+            recipe, spec, tokenizer=tokenizer, template_args=template_args, **extra
+        )
+    return built
 
 
 def _check_items(
@@ -357,10 +367,10 @@ class Pipeline(containers.DeclarativeContainer):
 
     tokenizer = providers.Singleton(build_tokenizer, recipe)
     template_args = providers.Callable(_template_args, recipe)
-    datasets = providers.Factory(build_datasets, recipe, tokenizer, template_args)
+    model = providers.Singleton(build_model, recipe, tokenizer)
+    datasets = providers.Factory(build_datasets, recipe, tokenizer, template_args, model=model.provider)
     split_datasets = providers.Singleton(build_split_datasets, recipe, contract, datasets.provider)
     collator = providers.Singleton(build_collator, recipe, tokenizer)
-    model = providers.Singleton(build_model, recipe, tokenizer)
 
     reference_log_probs = providers.Singleton(
         build_reference_log_probs, reference_need, model, split_datasets, collator, training_args

@@ -2,9 +2,10 @@
 
 Importing this package is cheap (no torch/transformers/datasets); the names below load their module on first
 use. Handlers (`QADataset`, `QAwithIdkDataset`, `QAwithAlternateDataset`, `PretrainingDataset`,
-`CompletionDataset`) are built as ``Handler(**args, tokenizer=tok, template_args=template_args)``:
-`tokenizer` and `template_args` are injected by the recipe layer, every other parameter comes from the
-recipe's ``[data.<split>.<NAME>.args]`` table.
+`CompletionDataset`, `QAwithGeneratedAlternateDataset`) are built as
+``Handler(**args, tokenizer=tok, template_args=template_args)``: `tokenizer` and `template_args` are injected
+by the recipe layer (and `model`, for a handler that names that parameter), every other parameter comes from
+the recipe's ``[data.<split>.<NAME>.args]`` table.
 
 Error keys: a handler raises `UserError` with `key` relative to its own ``args`` table (``"hf_args.split"``,
 ``"question_key"``, ``"max_length"``...). The recipe layer turns that into the full path with
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from unlearn_cli.data.base import TokenizedDataset, length_grouped_sampler, tokenizer_fingerprint
+    from unlearn_cli.data.generated_alternates import QAwithGeneratedAlternateDataset
     from unlearn_cli.data.loading import load_hf_dataset
     from unlearn_cli.data.pretraining import CompletionDataset, PretrainingDataset
     from unlearn_cli.data.qa import QADataset, QAwithAlternateDataset, QAwithIdkDataset
@@ -42,6 +44,7 @@ _LAZY = {
     "QAwithAlternateDataset": "qa",
     "PretrainingDataset": "pretraining",
     "CompletionDataset": "pretraining",
+    "QAwithGeneratedAlternateDataset": "generated_alternates",
 }
 
 __all__ = [
@@ -50,6 +53,7 @@ __all__ = [
     "PretrainingDataset",
     "QADataset",
     "QAwithAlternateDataset",
+    "QAwithGeneratedAlternateDataset",
     "QAwithIdkDataset",
     "TemplateArgs",
     "TokenizedDataset",

@@ -38,7 +38,10 @@ def mean_answer_nll(
     collator: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
     batch_size: int = 16,
 ) -> float:
-    """Token-level mean NLL of the labelled tokens of `dataset` under `model` (eval mode, no gradients)."""
+    """Token-level mean NLL of the labelled tokens of `dataset` under `model` (eval mode, no gradients).
+
+    Paired items ({original, alternate}, as preference methods read) are scored by their original answer.
+    """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -58,6 +61,11 @@ def mean_answer_nll(
     return float(total / count)
 
 
+def _scored(item: dict[str, Any]) -> dict[str, Any]:
+    """The sequence an item is scored by: itself, or the original answer of an {original, alternate} pair."""
+    return item["original"] if "input_ids" not in item and "original" in item else item
+
+
 def _batches(dataset: Any, collator: Callable, batch_size: int) -> Iterable[dict[str, torch.Tensor]]:
     for start in range(0, len(dataset), batch_size):
-        yield collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+        yield collator([_scored(dataset[i]) for i in range(start, min(start + batch_size, len(dataset)))])

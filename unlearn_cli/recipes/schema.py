@@ -30,10 +30,11 @@ SECTIONS = ("run", "model", "data", "collator", "trainer", "vars")
 
 INJECTED_ARGUMENTS: dict[str, frozenset[str]] = {
     "model": frozenset(),
-    "dataset": frozenset({"tokenizer", "template_args"}),
+    "dataset": frozenset({"tokenizer", "template_args", "model"}),
     "collator": frozenset({"tokenizer"}),
 }
-"""Handler parameters the container fills in; a recipe cannot set them."""
+"""Handler parameters the container fills in; a recipe cannot set them. A dataset handler gets the run's
+model (as loaded, before training) only when it names a `model` parameter (e.g. one that generates)."""
 
 TRAINER_MANAGED_ARGS = {
     "output_dir": "set `run.output_dir` instead (the CLI passes it to the trainer)",

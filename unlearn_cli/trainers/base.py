@@ -142,10 +142,15 @@ def model_inputs(part: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _EpochPairing(TrainerCallback):
-    """Tell the forget/retain dataset which epoch starts, so its pairing is a function of (seed, epoch)."""
+    """Tell the forget/retain dataset which epoch starts, so its pairing is a function of (seed, epoch); and
+    count logged term means from the step training starts at (a resumed run starts past step 0)."""
 
     def __init__(self, trainer: UnlearningTrainer) -> None:
         self.trainer = trainer
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.trainer._term_sums = {}
+        self.trainer._terms_logged_at = state.global_step
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         dataset = self.trainer.train_dataset
