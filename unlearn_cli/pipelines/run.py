@@ -117,26 +117,7 @@ def _measured_splits(command: Command, pipeline: Any) -> dict[str, Any]:
     splits = pipeline.split_datasets()
     if command == "train":
         return {"answer": pipeline.train_dataset()}
-    return {name: _scored_answers(splits[name]) for name in ("forget", "retain") if name in splits}
-
-
-class _OriginalAnswers:
-    """A paired split ({original, alternate} items, as DPO reads) seen as its original answers."""
-
-    def __init__(self, pairs: Any) -> None:
-        self.pairs = pairs
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.pairs[index]["original"]
-
-
-def _scored_answers(dataset: Any) -> Any:
-    """What a split's answer NLL is measured on: its sequences, or a paired split's original answers."""
-    paired = len(dataset) > 0 and isinstance(dataset[0].get("original"), dict)
-    return _OriginalAnswers(dataset) if paired else dataset
+    return {name: splits[name] for name in ("forget", "retain") if name in splits}
 
 
 def _run(
