@@ -123,6 +123,10 @@ class MergedRecipe:
     values: dict[str, Any]
     source: Path
     origins: dict[KeyPath, str] = field(default_factory=dict)
+    env_references: dict[KeyPath, str] = field(default_factory=dict)
+    """Keys whose value came from `${env:...}` (directly or through references), with their source text."""
+    referenced: set[str] = field(default_factory=set)
+    """Top-level keys some `${...}` refers to (a top-level value nothing refers to is a mistake)."""
 
     def origin(self, path: KeyPath) -> str:
         """The file (or 'command-line override') that set the key at `path` or its closest parent."""
