@@ -145,7 +145,9 @@ def test_recipe_validate_a_valid_toy_recipe(
         "trainer": "toy_trainer",
     }
     assert "unlearn_toy_plugin:ToyTrainer" in result.stdout
-    assert result.stdout.rstrip().endswith("✓ run 'toy' would write to /somewhere/out (this machine not checked)")
+    assert result.stdout.rstrip().endswith(
+        "✓ run 'toy' would write to /somewhere/out (this machine not checked)"
+    )
 
 
 def test_recipe_cp_copies_and_refuses_to_overwrite(run_unlearn: Runner, tmp_path: Path) -> None:

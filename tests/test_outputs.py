@@ -27,7 +27,9 @@ def test_the_commit_is_the_toolkits_own_checkout_not_the_working_directory(tmp_p
     """Run from another git repository: the record still names the toolkit's commit and dirty state."""
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     package_root = Path(__file__).resolve().parent.parent
-    script = "import json; from unlearn_cli.outputs import toolkit_record; print(json.dumps(toolkit_record()))"
+    script = (
+        "import json; from unlearn_cli.outputs import toolkit_record; print(json.dumps(toolkit_record()))"
+    )
     proc = subprocess.run(
         [sys.executable, "-c", script],
         cwd=tmp_path,
@@ -71,7 +73,11 @@ def test_run_record_has_data_fingerprints_and_absolute_paths(
     (entry,) = record["data"]
     assert entry["source"] == "local"
     assert entry["files"] == [
-        {"path": str(data), "bytes": data.stat().st_size, "sha256": hashlib.sha256(data.read_bytes()).hexdigest()}
+        {
+            "path": str(data),
+            "bytes": data.stat().st_size,
+            "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
+        }
     ]
     assert record["output_dir"] == str(tmp_path / "out")
     assert record["working_directory"] == str(tmp_path)

@@ -88,11 +88,16 @@ def test_a_users_own_folder_is_never_replaced(tmp_path: Path) -> None:
     for overwrite in (False, True):
         with pytest.raises(UserError) as caught:
             plan_run_folder(mine, overwrite=overwrite)
-        assert "no unlearn-cli run" in caught.value.problem or "unlearn-cli did not write" in caught.value.problem
+        assert (
+            "no unlearn-cli run" in caught.value.problem
+            or "unlearn-cli did not write" in caught.value.problem
+        )
     assert {p.name: p.read_text() for p in mine.iterdir()} == files
 
 
-def test_a_finished_run_needs_overwrite_and_waits_in_previous_until_the_new_one_finishes(tmp_path: Path) -> None:
+def test_a_finished_run_needs_overwrite_and_waits_in_previous_until_the_new_one_finishes(
+    tmp_path: Path,
+) -> None:
     folder = finished_run(tmp_path / "run")
     with pytest.raises(UserError) as caught:
         plan_run_folder(folder)
@@ -227,7 +232,9 @@ def test_a_stale_previous_beside_a_finished_run_is_reported_and_kept(tmp_path: P
     previous = finished_run(tmp_path / "run.previous")
     with pytest.raises(UserError) as caught:
         plan_run_folder(folder)
-    assert any("run.previous holds an earlier run" in note and "is kept" in note for note in caught.value.notes)
+    assert any(
+        "run.previous holds an earlier run" in note and "is kept" in note for note in caught.value.notes
+    )
     with pytest.raises(UserError) as caught:
         plan_run_folder(folder, overwrite=True)
     assert "already exists" in caught.value.problem and "never deletes it" in (caught.value.hint or "")
@@ -258,7 +265,8 @@ def test_unusable_output_paths(tmp_path: Path) -> None:
         plan_run_folder(tmp_path / "file")
     with pytest.raises(UserError, match="cannot be a run folder"):
         plan_run_folder(Path("/"))
-    with pytest.raises(UserError, match="cannot create output folder"), run_folder(
-        tmp_path / "file" / "sub", command="train"
+    with (
+        pytest.raises(UserError, match="cannot create output folder"),
+        run_folder(tmp_path / "file" / "sub", command="train"),
     ):
         pass  # pragma: no cover - the claim refuses

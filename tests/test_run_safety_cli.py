@@ -84,7 +84,10 @@ def test_a_non_finite_forget_term_stops_the_run_naming_the_step_and_the_term(
         f"run.output_dir={folder}",
     )
     err = message(result, 1)
-    assert "error: training diverged at step 3: the forget loss term became non-finite (forget_loss = -inf" in err
+    assert (
+        "error: training diverged at step 3: the forget loss term became non-finite (forget_loss = -inf"
+        in err
+    )
     assert f"the last good checkpoint is checkpoint-2 in {folder}" in err
     assert sorted(p.name for p in folder.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
     state = marker(folder)
@@ -99,7 +102,9 @@ def test_the_retain_loss_limit_stops_unlearning_early_and_keeps_the_model(
     run_unlearn: Runner, tmp_path: Path
 ) -> None:
     folder = tmp_path / "run"
-    result = run_unlearn("unlearn", *UNLEARN, "run.stop_when_retain_loss_above=1.0", f"run.output_dir={folder}")
+    result = run_unlearn(
+        "unlearn", *UNLEARN, "run.stop_when_retain_loss_above=1.0", f"run.output_dir={folder}"
+    )
     assert result.code == 0, result.stderr
     state = marker(folder)
     assert state["status"] == "finished"
@@ -180,9 +185,15 @@ def test_a_missing_optional_package_is_named_with_the_key_that_needs_it(
 
     monkeypatch.setattr(FinetuneTrainer, "create_optimizer", no_bitsandbytes)
     err = message(
-        run_unlearn("train", *TRAIN, 'trainer.args.optim="adamw_bnb_8bit"', f"run.output_dir={tmp_path / 'r'}"), 2
+        run_unlearn(
+            "train", *TRAIN, 'trainer.args.optim="adamw_bnb_8bit"', f"run.output_dir={tmp_path / 'r'}"
+        ),
+        2,
     )
-    assert "command-line override: key 'trainer.args.optim': this run needs the Python package 'bitsandbytes'" in err
+    assert (
+        "command-line override: key 'trainer.args.optim': this run needs the Python package 'bitsandbytes'"
+        in err
+    )
     assert "hint: pip install bitsandbytes, or change trainer.args.optim" in err
 
 
@@ -204,7 +215,11 @@ def test_overwrite_never_deletes_a_users_folder(run_unlearn: Runner, tmp_path: P
     """The folder of the issue: the user's own recipe.toml, notes and data, given as the output folder."""
     mine = tmp_path / "project"
     mine.mkdir()
-    files = {"recipe.toml": "[run]\n", "notes.txt": "ideas", "data.jsonl": '{"question": "q", "answer": "a"}\n'}
+    files = {
+        "recipe.toml": "[run]\n",
+        "notes.txt": "ideas",
+        "data.jsonl": '{"question": "q", "answer": "a"}\n',
+    }
     for name, text in files.items():
         (mine / name).write_text(text)
     for extra in ([], ["--overwrite"]):

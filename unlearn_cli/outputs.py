@@ -201,7 +201,9 @@ def source_files(hf_args: Mapping[str, Any]) -> tuple[str, list[Path]]:
     for key in _PATH_KEYS:
         for pattern in _strings(hf_args.get(key)):
             for found in _expand(pattern):
-                files.extend(sorted(p for p in found.rglob("*") if p.is_file()) if found.is_dir() else [found])
+                files.extend(
+                    sorted(p for p in found.rglob("*") if p.is_file()) if found.is_dir() else [found]
+                )
     local_path = Path(path).expanduser()
     if path.lower().endswith(_FILE_SUFFIXES) and local_path.is_file():
         files.append(local_path)

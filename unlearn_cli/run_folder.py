@@ -92,7 +92,7 @@ def normal_permissions(path: Path) -> None:
 
 
 def write_atomically(path: Path, text: str) -> Path:
-    """Write `text` to `path` through a temporary file and `os.replace`: readers see the old or the new file."""
+    """Write `text` to `path` through a temporary file and `os.replace`: readers see the old or new file."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
@@ -321,7 +321,7 @@ def resolve_checkpoint(state: FolderState, resume: str) -> Path:
                 "its first save",
                 key="--resume",
                 hint="run again without --resume (a run that saved nothing is replaced without --overwrite); "
-                "for runs you may want to resume, save checkpoints: trainer.args.save_strategy = \"steps\" "
+                'for runs you may want to resume, save checkpoints: trainer.args.save_strategy = "steps" '
                 "and save_steps",
             )
         return state.checkpoints[-1]
@@ -387,7 +387,8 @@ def _plan(
             pending = False
         elif not pending:
             notes.append(
-                f"{previous} holds an earlier run ({FolderState(previous, 'run', previous_marker).describe()}) "
+                f"{previous} holds an earlier run "
+                f"({FolderState(previous, 'run', previous_marker).describe()}) "
                 "left there by a replacing run that was killed; it is kept: delete it yourself if you no "
                 "longer need it"
             )
@@ -428,7 +429,8 @@ def _plan(
         raise UserError(
             f"cannot replace the run in {path}: {previous} already exists and {what}",
             key=KEY,
-            hint=f"move or delete {previous} yourself (unlearn-cli never deletes it), or choose another folder",
+            hint=f"move or delete {previous} yourself (unlearn-cli never deletes it), or choose another "
+            "folder",
         )
     plan.action = "replace"
     return plan
@@ -466,7 +468,8 @@ def _plan_resume(plan: FolderPlan, resume: str, command: str | None) -> FolderPl
         raise UserError(
             f"there is no run to resume in {path} ({what})",
             key="--resume",
-            hint="start the run without --resume, or point run.output_dir at the folder of the run to continue",
+            hint="start the run without --resume, or point run.output_dir at the folder of the run to "
+            "continue",
         )
     marker = state.marker or {}
     if command is not None and marker.get("command") not in (None, command):

@@ -33,7 +33,7 @@ app = typer.Typer(
     name="unlearn",
     help="Fine-tune LLMs, make them unlearn chosen data, and evaluate how well they forgot.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -65,10 +65,14 @@ class _WarningLine(logging.Handler):
     """The toolkit's log warnings as `warning: ...` lines on stderr."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        console_err.print(f"[yellow]warning:[/] {escape(record.getMessage())}", highlight=False, soft_wrap=True)
+        console_err.print(
+            f"[yellow]warning:[/] {escape(record.getMessage())}", highlight=False, soft_wrap=True
+        )
 
 
-def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+def _show_warning(
+    message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
     if issubclass(category, UnlearnWarning) or "unlearn_cli" in filename:
         console_err.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
     else:

@@ -115,7 +115,9 @@ def print_rows(
 
     if as_json:
         keys = [column.replace(" ", "_") for column in columns]
-        console.out(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2), highlight=False)
+        console.out(
+            json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2), highlight=False
+        )
         return
     if not rows and empty:
         console_err.print(escape(empty), highlight=False, soft_wrap=True)
@@ -125,7 +127,9 @@ def print_rows(
             console.file.write("\t".join(cell.replace("\t", " ").replace("\n", " ") for cell in row) + "\n")
         console.file.flush()
         return
-    widths = {i: max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns) if c in keep_whole}
+    widths = {
+        i: max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns) if c in keep_whole
+    }
     if sum(widths.values()) + 3 * len(columns) + 24 > console.width:  # too narrow for a table: one entry each
         for row in rows:
             whole = "  ".join(escape(row[i]) for i in widths)

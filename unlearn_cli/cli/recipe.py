@@ -98,7 +98,9 @@ def validate(
         rows.append([f"collator.{name}", spec.component.name, spec.component.import_path])
     if validated.trainer is not None:
         rows.append(["trainer", validated.trainer.component.name, validated.trainer.component.import_path])
-    print_rows(["section", "handler", "import path"], rows, as_json=False, keep_whole=("handler", "import path"))
+    print_rows(
+        ["section", "handler", "import path"], rows, as_json=False, keep_whole=("handler", "import path")
+    )
     output_dir = validated.output_dir.expanduser().absolute()
     state = inspect_folder(output_dir)
     holds = f" (it holds {state.describe()})" if state.kind == "run" else ""

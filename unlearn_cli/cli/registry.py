@@ -56,7 +56,7 @@ def list_components(
         keep_whole=("kind", "name", "import path"),
         empty=f"no {what} registered"
         + (
-            " yet (a plugin can add some: @register(\"" + kind + "\", NAME) in a module named by --plugin)"
+            ' yet (a plugin can add some: @register("' + kind + '", NAME) in a module named by --plugin)'
             if kind
             else ""
         ),
@@ -116,7 +116,9 @@ def describe_component(component: Component) -> dict[str, Any]:
             entry["arguments_title"] = f"trainer '{component.name}' — method_args"
             entry["arguments"] = _model_fields(model)
         else:
-            parameters = [p for p in handler_parameters(handler, skip=contract.injected) if p.kind == p.KEYWORD_ONLY]
+            parameters = [
+                p for p in handler_parameters(handler, skip=contract.injected) if p.kind == p.KEYWORD_ONLY
+            ]
             entry["arguments_title"] = f"trainer '{component.name}' — method_args (keyword-only parameters)"
             entry["arguments"] = _parameters(parameters, _resolved_hints(handler), frozenset())
         entry["contract"] = _contract(contract)
@@ -124,7 +126,9 @@ def describe_component(component: Component) -> dict[str, Any]:
         return entry
     entry["arguments_title"] = f"{component.kind} '{component.name}' — args"
     entry["arguments"] = _parameters(
-        handler_parameters(handler), _resolved_hints(handler), INJECTED_ARGUMENTS.get(component.kind, frozenset())
+        handler_parameters(handler),
+        _resolved_hints(handler),
+        INJECTED_ARGUMENTS.get(component.kind, frozenset()),
     )
     return entry
 
@@ -148,7 +152,9 @@ def _model_fields(model: Any, prefix: str = "") -> list[dict[str, str]]:
     return rows
 
 
-def _parameters(parameters: list[Any], hints: dict[str, Any], injected: frozenset[str]) -> list[dict[str, str]]:
+def _parameters(
+    parameters: list[Any], hints: dict[str, Any], injected: frozenset[str]
+) -> list[dict[str, str]]:
     import inspect
 
     from pydantic import BaseModel
@@ -158,12 +164,18 @@ def _parameters(parameters: list[Any], hints: dict[str, Any], injected: frozense
     rows = []
     for parameter in parameters:
         annotation = hints.get(parameter.name, parameter.annotation)
-        shown = str(parameter.annotation) + " (unresolved)" if annotation is _UNRESOLVED else _type_name(annotation)
+        shown = (
+            str(parameter.annotation) + " (unresolved)"
+            if annotation is _UNRESOLVED
+            else _type_name(annotation)
+        )
         rows.append(
             {
                 "argument": parameter.name,
                 "type": shown,
-                "default": "required" if parameter.default is inspect.Parameter.empty else repr(parameter.default),
+                "default": "required"
+                if parameter.default is inspect.Parameter.empty
+                else repr(parameter.default),
                 "note": "injected by the pipeline" if parameter.name in injected else "",
             }
         )

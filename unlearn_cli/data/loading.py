@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +87,11 @@ def _json_problem(files: list[Path]) -> tuple[Path, int, str] | None:
             try:
                 row = json.loads(line)
             except ValueError as exc:
-                return file, number, f"not valid JSON: {getattr(exc, 'msg', exc)} (column {getattr(exc, 'colno', '?')})"
+                return (
+                    file,
+                    number,
+                    f"not valid JSON: {getattr(exc, 'msg', exc)} (column {getattr(exc, 'colno', '?')})",
+                )
             if not isinstance(row, dict):
                 return file, number, f"a JSON {type(row).__name__}, not an object of columns"
     return None
@@ -119,13 +125,32 @@ def row_location(raw: Any, row: int) -> str:
     return f"row {row + 1}"
 
 
+@contextmanager
+def _quiet_builder_errors() -> Iterator[None]:
+    """The packaged builders log a file they cannot parse before raising; the error raised here says it
+    better (file and line), so their log line would only be noise above it."""
+    names = [
+        f"datasets.packaged_modules.{builder}.{builder}" for builder in ("json", "csv", "parquet", "text")
+    ]
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def _load(args: dict[str, Any], key: str, files: list[Path] | None = None) -> Any:
     import datasets
 
     if args.get("streaming"):
         raise UserError("streaming datasets are not supported", key=f"{key}.streaming", hint="remove it")
     try:
-        loaded = datasets.load_dataset(**args)
+        with _quiet_builder_errors():
+            loaded = datasets.load_dataset(**args)
     except ValueError as exc:
         if "corresponds to no data" in str(exc):
             raise UserError(

@@ -82,7 +82,8 @@ def encode_qa_batch(
         question = questions[offset]
         if not isinstance(question, str):
             raise UserError(
-                f"row {position + 1}: column '{plan.question_key}' must hold text, got {type(question).__name__}",
+                f"row {position + 1}: column '{plan.question_key}' must hold text, got "
+                f"{type(question).__name__}",
                 key="question_key",
             )
         slots = [

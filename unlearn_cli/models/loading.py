@@ -116,7 +116,8 @@ def usable_attention(requested: str) -> str:
     package = "flash_attn_3" if requested.endswith("3") else "flash_attn"
     if torch.cuda.is_available() and importlib.util.find_spec(package) is None:
         raise UserError(
-            f"attn_implementation = '{requested}' needs the {package.replace('_', '-')} package, which is not "
+            f"attn_implementation = '{requested}' needs the {package.replace('_', '-')} package, which is "
+            "not "
             "installed",
             key=f"{MODEL_KEY}.attn_implementation",
             hint='pip install "unlearn-cli[flash]" (flash-attn), or set attn_implementation = "sdpa"',

@@ -187,4 +187,6 @@ class RecordCheckpoints(TrainerCallback):
 
     def on_save(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         if state.is_world_process_zero:
-            self.folder.update(last_checkpoint=f"checkpoint-{state.global_step}", global_step=state.global_step)
+            self.folder.update(
+                last_checkpoint=f"checkpoint-{state.global_step}", global_step=state.global_step
+            )

@@ -36,6 +36,7 @@ PACKAGE_KEYS: dict[str, tuple[str, ...]] = {
     "peft": ("model",),
 }
 """For a missing package, the recipe keys that may have asked for it (the first one the recipe sets wins)."""
+_MISSING = re.compile(r"requires \S+ to be installed|\bpip install\b")
 _PIP_NAMES = {"flash_attn": "flash-attn", "liger_kernel": "liger-kernel", "comet_ml": "comet-ml"}
 
 
@@ -80,7 +81,9 @@ def memory_advice(exc: BaseException, recipe: Any, phase: str, training_args: An
         if getattr(method_args, "ref_log_probs", None) == "per_step":
             advice.append('use trainer.method_args.ref_log_probs="cached" (no reference model in memory)')
     advice.append("lower max_length of the datasets")
-    advice.append('load the model in a smaller dtype (model.model_args.dtype="bfloat16") or use a smaller model')
+    advice.append(
+        'load the model in a smaller dtype (model.model_args.dtype="bfloat16") or use a smaller model'
+    )
     return RunFailed(
         f"out of {where} while {phase}: {first}",
         key="trainer.args.per_device_train_batch_size" if phase == "training" else None,
@@ -92,8 +95,11 @@ def _missing_package(exc: ImportError) -> str | None:
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         return exc.name.split(".")[0]
     text = str(exc)
-    for pattern in (r"pip install (?:-U )?[`'\"]?([A-Za-z0-9_.\-]+)", r"requires (?:the )?`([A-Za-z0-9_.\-]+)`",
-                    r"`([A-Za-z0-9_.\-]+)` (?:is|to be) (?:not )?installed"):
+    for pattern in (
+        r"pip install (?:-U )?[`'\"]?([A-Za-z0-9_.\-]+)",
+        r"requires (?:the )?`([A-Za-z0-9_.\-]+)`",
+        r"`([A-Za-z0-9_.\-]+)` (?:is|to be) (?:not )?installed",
+    ):
         found = re.search(pattern, text)
         if found:
             return found.group(1).rstrip(".`'\"")
@@ -137,4 +143,7 @@ def explained(recipe: Any, phase: str, training_args: Any = None) -> Iterator[No
     except BaseException as exc:
         if is_out_of_memory(exc):
             raise memory_advice(exc, recipe, phase, training_args) from exc
+        if isinstance(exc, RuntimeError | ValueError) and _MISSING.search(str(exc)):
+            # e.g. transformers' "WandbCallback requires wandb to be installed. Run `pip install wandb`."
+            raise missing_package(ImportError(str(exc)), recipe, phase) from exc
         raise

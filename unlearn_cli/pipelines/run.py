@@ -114,7 +114,8 @@ def _check_same_recipe(plan: FolderPlan, text: str) -> list[str]:
         raise UserError(
             f"the recipe differs from the one the interrupted run started with ({saved}): {listed}{more}",
             key="--resume",
-            hint=f"resume with the same recipe and overrides (or the saved one: unlearn {plan.state.marker.get('command')} "
+            hint="resume with the same recipe and overrides (or the saved one: unlearn "
+            f"{(plan.state.marker or {}).get('command')} "
             f"{saved} --resume), or start over with --overwrite",
         )
     return [key for key, _, _ in differences]
@@ -168,9 +169,9 @@ def _run(
     check_machine(recipe)
     pipeline = pipeline if pipeline is not None else pipeline_for(recipe)
     training_args = pipeline.training_args()
-    output_dir = recipe.output_dir.expanduser().absolute()
+    output_dir = Path(pipeline.output_dir()).expanduser().absolute()
     plan = plan_run_folder(output_dir, overwrite=overwrite, resume=resume, command=command)
-    recipe_text = saved_recipe_text(recipe)
+    recipe_text = saved_recipe_text(recipe, output_dir=output_dir)
     changed = _check_same_recipe(plan, recipe_text) if plan.action == "resume" else []
     if dry_run:
         _print_notes(plan.notes)
@@ -190,7 +191,7 @@ def _run(
 
     from unlearn_cli.outputs import run_record
 
-    record = run_record(command, recipe, training_args=training_args)
+    record = run_record(command, recipe, training_args=training_args, extra={"output_dir": str(output_dir)})
     claimed: RunFolder | None = None
     try:
         with run_folder(
@@ -329,9 +330,10 @@ def _train(
 
 def _diverged(divergence: Any, folder: RunFolder, command: str, reference: str, overrides: Any) -> RunFailed:
     bad = divergence.bad_terms
-    shown = ", ".join(f"{name}_loss = {value:.4g}" for name, value in sorted(
-        divergence.terms.items(), key=lambda item: item[0] not in bad
-    ))
+    shown = ", ".join(
+        f"{name}_loss = {value:.4g}"
+        for name, value in sorted(divergence.terms.items(), key=lambda item: item[0] not in bad)
+    )
     if bad:
         what = f"the {' and '.join(bad)} loss term{'s' if len(bad) > 1 else ''} became non-finite"
     elif divergence.terms:
@@ -346,7 +348,8 @@ def _diverged(divergence: Any, folder: RunFolder, command: str, reference: str, 
     )
     folder.update(diverged={"step": divergence.step, "terms": divergence.terms, "bad_terms": bad})
     return RunFailed(
-        f"training diverged at step {divergence.step}: {what}" + (f" ({shown})" if shown else "")
+        f"training diverged at step {divergence.step}: {what}"
+        + (f" ({shown})" if shown else "")
         + f"; {kept}",
         hint="lower the learning rate, keep gradient clipping on (max_grad_norm), or stop earlier "
         "(max_steps, or run.stop_when_retain_loss_above for unlearning); then start over with --overwrite",
@@ -363,7 +366,9 @@ def _report_abrupt_stop(
     elif checkpoints:
         kept = f"kept {checkpoints[-1]} (the last checkpoint saved before)"
     else:
-        kept = f"no checkpoint had been saved; {folder.path} is marked interrupted and the next run replaces it"
+        kept = (
+            f"no checkpoint had been saved; {folder.path} is marked interrupted and the next run replaces it"
+        )
     console_err.print(
         f"[yellow]interrupted ({escape(interrupted.message or str(interrupted))})[/], stopped at once: "
         f"{escape(kept)}",
@@ -372,7 +377,8 @@ def _report_abrupt_stop(
     )
     if checkpoints:
         console_err.print(
-            f"resume with, from {escape(os.getcwd())}:\n  {escape(resume_command(command, reference, overrides))}",
+            f"resume with, from {escape(os.getcwd())}:\n  "
+            f"{escape(resume_command(command, reference, overrides))}",
             highlight=False,
             soft_wrap=True,
         )
@@ -391,7 +397,8 @@ def _interrupted(
     total = trainer.state.max_steps
     if is_main_process():
         console_err.print(
-            f"[yellow]interrupted by {name} at step {step} of {total}[/]: kept {escape(str(checkpoint))} (model, "
+            f"[yellow]interrupted by {name} at step {step} of {total}[/]: kept {escape(str(checkpoint))} "
+            "(model, "
             "optimizer, scheduler, RNG states and data position)",
             highlight=False,
             soft_wrap=True,

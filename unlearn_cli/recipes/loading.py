@@ -245,7 +245,12 @@ def _load_layers(path: Path, chain: tuple[Path, ...]) -> MergedRecipe:
     """`load_merged` with the `_replace_` markers kept, so the result can be merged onto other bases."""
     if path in chain:
         cycle = " -> ".join(str(p) for p in (*chain, path))
-        raise UserError(f"`extends` forms a cycle: {cycle}", file=str(path), key="extends")
+        raise UserError(
+            f"`extends` forms a cycle: {cycle}",
+            file=str(path),
+            key="extends",
+            hint="a recipe cannot extend itself, directly or through its bases: remove one of these extends",
+        )
     raw = read_toml(path)
     extends = raw.pop("extends", [])
     if isinstance(extends, str):

@@ -38,8 +38,10 @@ def _get(container: Any, key: str) -> Any:
 
 
 def offline() -> bool:
-    return any(os.environ.get(name, "") not in ("", "0", "false", "False") for name in ("HF_HUB_OFFLINE",
-                                                                                       "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(name, "") not in ("", "0", "false", "False")
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -84,7 +86,8 @@ def _hub_problem(repo_id: str, what: str, cached: bool) -> tuple[str, str] | Non
             f"{what} '{repo_id}' is not a local folder and not in the Hugging Face cache, and HF_HUB_OFFLINE "
             "is set",
             "download it where you have internet (`huggingface-cli download "
-            f"{'--repo-type dataset ' if what == 'dataset' else ''}{repo_id}`) and point to the local folder, "
+            f"{'--repo-type dataset ' if what == 'dataset' else ''}{repo_id}`) and point to the local "
+            "folder, "
             "or unset HF_HUB_OFFLINE",
         )
     if not hub_reachable():
@@ -137,17 +140,24 @@ def _check_model_location(
     local = Path(path).expanduser()
     if local.exists():
         if not local.is_dir():
-            problems.add(f"{what} path '{path}' is a file, not a folder", key, hint="give the folder holding it")
+            problems.add(
+                f"{what} path '{path}' is a file, not a folder", key, hint="give the folder holding it"
+            )
             return
         if not os.access(local, os.R_OK | os.X_OK):
-            problems.add(f"{what} folder '{path}' cannot be read (permissions)", key)
+            problems.add(
+                f"{what} folder '{path}' cannot be read (permissions)", key, hint="check its permissions"
+            )
             return
         names = {entry.name for entry in local.iterdir()}
         adapter = "adapter_config.json" in names
         if weights and not adapter:
             has_weights = any(glob.glob(str(local / pattern)) for pattern in WEIGHT_PATTERNS)
-            missing = [name for name, ok in (("config.json", "config.json" in names), ("weights", has_weights))
-                       if not ok]
+            missing = [
+                name
+                for name, ok in (("config.json", "config.json" in names), ("weights", has_weights))
+                if not ok
+            ]
             if missing:
                 problems.add(
                     f"model folder '{path}' holds no {' and no '.join(missing)} (found: "
@@ -192,7 +202,9 @@ def _check_data_file(pattern: str, key: str, problems: _Problems) -> None:
     if "://" in pattern:
         return
     expanded = os.path.expanduser(pattern)
-    matches = glob.glob(expanded) if glob.has_magic(expanded) else ([expanded] if os.path.exists(expanded) else [])
+    matches = (
+        glob.glob(expanded) if glob.has_magic(expanded) else ([expanded] if os.path.exists(expanded) else [])
+    )
     where = Path(expanded) if Path(expanded).is_absolute() else Path.cwd() / expanded
     if not matches:
         problems.add(
@@ -204,9 +216,15 @@ def _check_data_file(pattern: str, key: str, problems: _Problems) -> None:
     for match in matches:
         if os.path.isfile(match):
             if not os.access(match, os.R_OK):
-                problems.add(f"data file {match} cannot be read (permissions)", key)
+                problems.add(
+                    f"data file {match} cannot be read (permissions)", key, hint="check its permissions"
+                )
             elif os.path.getsize(match) == 0:
-                problems.add(f"data file {match} is empty: the dataset would have zero rows", key)
+                problems.add(
+                    f"data file {match} is empty: the dataset would have zero rows",
+                    key,
+                    hint="point to the file that holds the data, or fill this one",
+                )
 
 
 def _check_hf_args(hf_args: Mapping[str, Any], key: str, problems: _Problems) -> None:
@@ -223,8 +241,11 @@ def _check_hf_args(hf_args: Mapping[str, Any], key: str, problems: _Problems) ->
         for pattern in _strings(hf_args.get(data_key)):
             if data_key == "data_dir":
                 if not Path(pattern).expanduser().is_dir():
-                    problems.add(f"data folder not found: {pattern}", f"{key}.data_dir",
-                                 hint="relative paths are read from the working directory")
+                    problems.add(
+                        f"data folder not found: {pattern}",
+                        f"{key}.data_dir",
+                        hint="relative paths are read from the working directory",
+                    )
             else:
                 _check_data_file(pattern, f"{key}.data_files", problems)
     if path in _LOCAL_BUILDERS:
@@ -254,7 +275,9 @@ def _check_output_folder(recipe: ValidatedRecipe, problems: _Problems) -> None:
         if not target.is_dir():
             problems.add(f"output path {target} exists and is not a folder", key, hint="choose a folder")
         elif not os.access(target, os.W_OK | os.X_OK):
-            problems.add(f"output folder {target} is not writable", key, hint="choose a folder you can write to")
+            problems.add(
+                f"output folder {target} is not writable", key, hint="choose a folder you can write to"
+            )
         return
     parent = target.parent
     while not parent.exists():
@@ -311,7 +334,8 @@ def _check_hardware(recipe: ValidatedRecipe, problems: _Problems) -> None:
         package = "flash_attn_3" if attention.endswith("3") else "flash_attn"
         if importlib.util.find_spec(package) is None:
             problems.add(
-                f"attn_implementation = '{attention}' needs the {package.replace('_', '-')} package, which is "
+                f"attn_implementation = '{attention}' needs the {package.replace('_', '-')} package, "
+                "which is "
                 "not installed",
                 ("model", "model_args", "attn_implementation"),
                 hint='pip install "unlearn-cli[flash]" (flash-attn), or set '
@@ -329,7 +353,9 @@ def check_machine(recipe: ValidatedRecipe) -> None:
         separate = isinstance(tokenizer_path, str) and tokenizer_path and tokenizer_path != model_path
         _check_model_location(recipe, model_path, MODEL_KEY, problems, weights=True, tokenizer=not separate)
         if separate:
-            _check_model_location(recipe, tokenizer_path, TOKENIZER_KEY, problems, weights=False, tokenizer=True)
+            _check_model_location(
+                recipe, tokenizer_path, TOKENIZER_KEY, problems, weights=False, tokenizer=True
+            )
     for split, specs in recipe.data.items():
         for name, spec in specs.items():
             prefix = f"data.{split}.{name}.args"
@@ -339,8 +365,11 @@ def check_machine(recipe: ValidatedRecipe) -> None:
                     _check_hf_args(hf_args, f"{prefix}.{argument}", problems)
             idk_path = spec.args.get("idk_path")
             if isinstance(idk_path, str) and not Path(idk_path).expanduser().is_file():
-                problems.add(f"idk file not found: {idk_path}", f"{prefix}.idk_path",
-                             hint="relative paths are read from the working directory")
+                problems.add(
+                    f"idk file not found: {idk_path}",
+                    f"{prefix}.idk_path",
+                    hint="relative paths are read from the working directory",
+                )
     _check_output_folder(recipe, problems)
     _check_hardware(recipe, problems)
     problems.raise_if_any()

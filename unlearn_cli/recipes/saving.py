@@ -75,11 +75,11 @@ def _hf_args(hf_args: dict[str, Any]) -> None:
             hf_args[key] = _absolute_paths(hf_args[key])
 
 
-def saved_values(recipe: ValidatedRecipe) -> dict[str, Any]:
-    """The recipe's resolved values with every local path made absolute."""
+def saved_values(recipe: ValidatedRecipe, output_dir: Path | None = None) -> dict[str, Any]:
+    """The recipe's resolved values with every local path made absolute (`output_dir`: the run folder)."""
     values = copy.deepcopy(recipe.values)
     run = values.setdefault("run", {})
-    run["output_dir"] = str(recipe.output_dir.expanduser().absolute())
+    run["output_dir"] = str((output_dir or recipe.output_dir).expanduser().absolute())
     for split in (values.get("data") or {}).values():
         if not isinstance(split, dict):
             continue
@@ -102,14 +102,14 @@ def saved_values(recipe: ValidatedRecipe) -> dict[str, Any]:
     return values
 
 
-def saved_recipe_text(recipe: ValidatedRecipe) -> str:
+def saved_recipe_text(recipe: ValidatedRecipe, output_dir: Path | None = None) -> str:
     """The text of the run folder's `recipe.toml`: absolute paths, `${env:...}` references kept."""
     header = (
         f"# The resolved recipe of run '{recipe.run.name}' (from {recipe.recipe.source}).\n"
         "# Rerun it with `unlearn <command> <this file> [--resume]`; values from the environment are read "
         "again.\n"
     )
-    return header + dump_recipe(saved_values(recipe), recipe.recipe.env_references)
+    return header + dump_recipe(saved_values(recipe, output_dir), recipe.recipe.env_references)
 
 
 def _flatten(value: Any, path: KeyPath = ()) -> dict[str, Any]:

@@ -285,7 +285,13 @@ def _report_validation_error(
                 )
         elif item["type"] in _BOUND_WORDS and item.get("ctx"):
             (limit,) = item["ctx"].values()
-            problems.add(f"{loc[-1]} must be {_BOUND_WORDS[item['type']]} {limit}, got {item.get('input')!r}", path)
+            problems.add(
+                f"{loc[-1]} must be {_BOUND_WORDS[item['type']]} {limit}, got {item.get('input')!r}",
+                path,
+                hint=f"expected {_type_name(annotation)}"
+                if len(loc) == 1 and annotation is not Any
+                else f"give a value {_BOUND_WORDS[item['type']]} {limit}",
+            )
         else:
             given = item.get("input")
             problems.add(
@@ -334,7 +340,7 @@ def _resolved_hints(handler: Any) -> dict[str, Any]:
             continue
         namespace = _KnownOrAny(module_globals)
         try:
-            hints[name] = eval(annotation, {"__builtins__": builtins}, namespace)  # noqa: S307
+            hints[name] = eval(annotation, {"__builtins__": builtins}, namespace)
         except Exception:
             hints[name] = _UNRESOLVED
     return hints
@@ -503,13 +509,14 @@ def check_training_argument_ranges(args: dict[str, Any], problems: _Problems, pr
             problems.add(
                 f"{name} must be {bound.text()}, got {value!r}",
                 (*prefix, name),
-                hint=bound.why or None,
+                hint=bound.why or f"give a value {bound.text()}",
             )
     max_steps = args.get("max_steps")
     if isinstance(max_steps, int) and not isinstance(max_steps, bool) and (max_steps == 0 or max_steps < -1):
         problems.add(
             f"max_steps must be at least 1 (or -1: train for num_train_epochs), got {max_steps}",
             (*prefix, "max_steps"),
+            hint="set the number of optimizer steps, or remove max_steps to train for num_train_epochs",
         )
 
 
@@ -555,13 +562,16 @@ def _check_top_level(recipe: MergedRecipe, problems: _Problems) -> None:
         elif not isinstance(value, dict) and key in SECTIONS:
             problems.add(f"[{key}] must be a table, got {type(value).__name__} {value!r:.60}", (key,))
         elif not isinstance(value, dict) and key not in TOP_LEVEL_KEYS and key not in recipe.referenced:
-            problems.add(
-                f"unknown top-level key '{key}': it is no setting, and no ${{{key}}} refers to it",
-                (key,),
-                hint=did_you_mean(key, (*TOP_LEVEL_KEYS, *SECTIONS))
-                or f"top-level values are knobs for ${{...}} references (e.g. \"${{{key}}}\" in a section); "
-                "remove it if nothing should use it, or put notes of your own under [vars]",
-            )
+            meant = did_you_mean(key, (*TOP_LEVEL_KEYS, *SECTIONS))
+            if meant:  # a misspelt setting, not a knob
+                problems.add(f"unknown top-level key '{key}'", (key,), hint=meant)
+            else:
+                warnings.warn(
+                    f"{recipe.origin((key,))}: top-level key '{key}' is not used: no ${{{key}}} refers to it "
+                    "(top-level values are knobs for ${...} references)",
+                    UnlearnWarning,
+                    stacklevel=2,
+                )
 
 
 def _check_no_nan(value: Any, path: KeyPath, problems: _Problems) -> None:
