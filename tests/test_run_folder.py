@@ -18,6 +18,7 @@ from unlearn_cli.run_folder import (
     RunInterrupted,
     inspect_folder,
     plan_run_folder,
+    process_start,
     run_folder,
 )
 
@@ -194,9 +195,15 @@ def test_resume_errors(tmp_path: Path) -> None:
 def test_a_run_that_is_still_going_is_left_alone(tmp_path: Path) -> None:
     folder = tmp_path / "run"
     folder.mkdir()
-    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "unlearn"])
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        record = {"format": RUN_FORMAT, "status": "running", "pid": alive.pid, "host": os.uname().nodename}
+        record = {
+            "format": RUN_FORMAT,
+            "status": "running",
+            "pid": alive.pid,
+            "pid_start": process_start(alive.pid),
+            "host": os.uname().nodename,
+        }
         (folder / MANIFEST).write_text(json.dumps(record))
         for overwrite in (False, True):
             with pytest.raises(UserError, match="still going"):
@@ -209,6 +216,10 @@ def test_a_run_that_is_still_going_is_left_alone(tmp_path: Path) -> None:
     # the same marker once its process is gone: a killed run that saved nothing
     assert plan_run_folder(folder).action == "take-over"
     assert "killed" in inspect_folder(folder).describe()
+    # a live process that got the same pid later is not that run
+    record.update(pid=os.getpid(), pid_start="1")
+    (folder / MANIFEST).write_text(json.dumps(record))
+    assert plan_run_folder(folder).action == "take-over"
 
 
 def test_a_stale_previous_is_restored_when_nothing_took_its_place(tmp_path: Path) -> None:

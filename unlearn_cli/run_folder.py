@@ -143,20 +143,26 @@ def complete_checkpoints(folder: Path) -> list[Path]:
     return sorted(found, key=lambda path: checkpoint_step(path) or 0)
 
 
-def _pid_alive(pid: int) -> bool:
+def process_start(pid: int) -> str | None:
+    """When process `pid` started (Linux clock ticks since boot), to tell it from a later one with its pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _pid_alive(pid: int, started: str | None = None) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     except OSError:
         return False
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.is_file():  # a recycled pid belongs to some other program
-        with suppress(OSError):
-            return b"unlearn" in cmdline.read_bytes()
-    return True
+    current = process_start(pid)
+    return started is None or current is None or current == started  # else: a recycled pid
 
 
 @dataclass
@@ -183,7 +189,7 @@ class FolderState:
         if self.marker.get("host") != socket.gethostname():
             return None
         pid = self.marker.get("pid")
-        return _pid_alive(pid) if isinstance(pid, int) else False
+        return _pid_alive(pid, self.marker.get("pid_start")) if isinstance(pid, int) else False
 
     @property
     def abandoned(self) -> bool:
@@ -608,7 +614,11 @@ class RunFolder:
             self.marker.pop("error", None)
             self.marker.pop("stopped", None)
             self.update(
-                status=RunStatus.RUNNING.value, pid=os.getpid(), host=socket.gethostname(), resumes=history
+                status=RunStatus.RUNNING.value,
+                pid=os.getpid(),
+                pid_start=process_start(os.getpid()),
+                host=socket.gethostname(),
+                resumes=history,
             )
             return
         previous = None
@@ -634,6 +644,7 @@ class RunFolder:
             "status": RunStatus.RUNNING.value,
             "command": self.command,
             "pid": os.getpid(),
+            "pid_start": process_start(os.getpid()),
             "host": socket.gethostname(),
             "started_at": now(),
             "created_folder": self.created_folder,
@@ -707,6 +718,8 @@ class RunInterrupted(BaseException):
         self.graceful = graceful
         """Stopped at a step boundary with a checkpoint (else: at once, saving nothing more)."""
         self.reported = False
+        self.notes: list[str] = []
+        """What happened to an earlier run this one was replacing (printed after the stop message)."""
         super().__init__(message or f"interrupted by signal {signum}")
 
     @property
@@ -749,7 +762,9 @@ def run_folder(
         yield folder
     except RunInterrupted as stop:
         if not folder.committed:
-            folder.end(RunStatus.INTERRUPTED, stopped={"signal": stop.signum, "reason": stop.message})
+            stop.notes.extend(
+                folder.end(RunStatus.INTERRUPTED, stopped={"signal": stop.signum, "reason": stop.message})
+            )
         raise
     except BaseException as exc:
         if not folder.committed:

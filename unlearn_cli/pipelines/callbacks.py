@@ -106,6 +106,21 @@ class DivergenceGuard(TrainerCallback):
     def __init__(self, trainer: Any) -> None:
         self.trainer = trainer
         self.divergence: Divergence | None = None
+        self._check_gradients = True
+
+    def _gradient_norm(self, model: Any, device: Any) -> Any:
+        """The sum of the gradients' norms (non-finite if any gradient is), or 0 where gradients are not
+        plain tensors on the parameters (DeepSpeed keeps them elsewhere): then only the loss terms count."""
+        import torch
+
+        grads = [p.grad for p in model.parameters() if p.grad is not None] if self._check_gradients else []
+        if grads:
+            try:
+                norms = torch._foreach_norm(grads)
+                return torch.stack([norm.float().to(device) for norm in norms]).sum()
+            except (RuntimeError, TypeError, NotImplementedError):  # sharded gradients (FSDP DTensors)
+                self._check_gradients = False
+        return torch.zeros((), device=device)
 
     def _terms(self) -> dict[str, Any]:
         pop = getattr(self.trainer, "pop_step_terms", None)
@@ -118,14 +133,8 @@ class DivergenceGuard(TrainerCallback):
 
         model = kwargs.get("model") or self.trainer.model
         terms = self._terms()
-        grads = [p.grad for p in model.parameters() if p.grad is not None]
         device = args.device
-        checks = []
-        if grads:
-            norms = torch._foreach_norm(grads)
-            checks.append(torch.stack([norm.float().to(device) for norm in norms]).sum())
-        else:
-            checks.append(torch.zeros((), device=device))
+        checks = [self._gradient_norm(model, device)]
         names = sorted(terms)
         checks.extend(terms[name].float().reshape(()).to(device) for name in names)
         stacked = torch.stack(checks)

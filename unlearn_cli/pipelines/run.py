@@ -209,6 +209,8 @@ def _run(
         if not interrupted.graceful and is_main_process():
             _report_abrupt_stop(interrupted, claimed, command, reference, overrides)
             interrupted.reported = True
+        if is_main_process():
+            _print_notes(interrupted.notes)
         raise
     if is_main_process():
         _print_summary(manifest, folder)
@@ -281,7 +283,12 @@ def _train(
     if guard.divergence is not None:
         raise _diverged(guard.divergence, folder, command, reference, overrides)
     if on_signal.signum is not None:
-        raise _interrupted(on_signal, folder, command, reference, overrides, trainer)
+        if trainer.state.global_step < trainer.state.max_steps:
+            raise _interrupted(on_signal, folder, command, reference, overrides, trainer)
+        # the signal came with the last step: the run is complete, and its checkpoint is not needed
+        stop.deferred = on_signal.signum
+        made = list(folder.marker.get("interruption_checkpoints") or [])
+        folder.update(interruption_checkpoints=[*made, f"checkpoint-{on_signal.stopped_at}"])
     if trainer.state.global_step == 0:
         raise RunFailed(
             "the run took no optimizer step: the training data gives no full batch",
