@@ -134,7 +134,11 @@ def print_rows(
         for row in rows:
             whole = "  ".join(escape(row[i]) for i in widths)
             rest = "  ".join(escape(cell) for i, cell in enumerate(row) if i not in widths and cell)
-            console.print(f"[bold]{whole}[/]" + (f"\n    [dim]{rest}[/]" if rest else ""), soft_wrap=True)
+            console.print(
+                f"[bold]{whole}[/]" + (f"\n    [dim]{rest}[/]" if rest else ""),
+                soft_wrap=True,
+                highlight=False,
+            )
         return
     table = Table(title=title, title_justify="left")
     for index, column in enumerate(columns):
