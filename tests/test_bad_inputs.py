@@ -73,6 +73,12 @@ def test_toml_syntax_error(run_unlearn: Runner, tmp_path: Path, out: Path) -> No
         ("extend=1", "extend", "unknown top-level key 'extend'"),
         ("run.nmae=x", "run.nmae", "unknown argument 'nmae' for [run]"),
         ("model.model_arg={}", "model.model_arg", "unknown argument 'model_arg' for [model]"),
+        (
+            "model.model_args.dtyp=float32",
+            "model.model_args.dtyp",
+            "unknown key 'dtyp' in [model.model_args]",
+        ),
+        ("model.tokenizer_args.use_fats=true", "model.tokenizer_args.use_fats", "unknown key 'use_fats'"),
         ("model.template_args.system_promt=x", "model.template_args.system_promt", "unknown argument"),
         ("data.ancor=forget", "data.ancor", "unknown key 'ancor' in [data]"),
         (

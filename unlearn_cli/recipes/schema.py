@@ -637,6 +637,36 @@ def _component(
     return ComponentSpec(kind, name, component, args, ".".join(path))
 
 
+PRETRAINED_KWARGS = (
+    "pretrained_model_name_or_path", "dtype", "torch_dtype", "attn_implementation", "revision",
+    "trust_remote_code", "device_map", "low_cpu_mem_usage", "quantization_config", "cache_dir",
+    "force_download", "local_files_only", "token", "subfolder", "use_safetensors", "variant", "max_memory",
+    "offload_folder", "tp_plan", "key_mapping", "use_cache", "rope_scaling", "max_position_embeddings",
+)  # fmt: skip
+TOKENIZER_KWARGS = (
+    "pretrained_model_name_or_path", "use_fast", "revision", "trust_remote_code", "padding_side",
+    "truncation_side", "eos_token", "pad_token", "bos_token", "unk_token", "model_max_length", "cache_dir",
+    "token", "subfolder", "add_bos_token", "add_eos_token", "chat_template", "legacy",
+)  # fmt: skip
+"""Well-known `from_pretrained` keywords: `model_args` / `tokenizer_args` pass any key on (a config
+override is legitimate), but a key one letter away from one of these is a typo, not a setting."""
+
+
+def _check_misspelt_passthrough(
+    args: dict[str, Any], prefix: KeyPath, known: tuple[str, ...], problems: _Problems
+) -> None:
+    for key in args:
+        if key in known:
+            continue
+        meant = did_you_mean(key, known)
+        if meant:
+            problems.add(
+                f"unknown key '{key}' in [{'.'.join(prefix)}]",
+                (*prefix, key),
+                hint=f"{meant} (other keys are passed to from_pretrained as they are)",
+            )
+
+
 def _validate_model(catalog: Catalog, value: Any, problems: _Problems) -> ModelSpec | None:
     section = _section(ModelSection, value, ("model",), problems)
     if section is None:
@@ -655,6 +685,8 @@ def _validate_model(catalog: Catalog, value: Any, problems: _Problems) -> ModelS
         prefix=("model",),
         what=f"model handler '{section.handler}'",
     )
+    for table, known in (("model_args", PRETRAINED_KWARGS), ("tokenizer_args", TOKENIZER_KWARGS)):
+        _check_misspelt_passthrough(getattr(section, table), ("model", table), known, problems)
     from unlearn_cli.data.template import TemplateArgs
 
     template_args = None
