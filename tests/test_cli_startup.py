@@ -44,7 +44,9 @@ def run_and_report(args: list[str]) -> tuple[dict[str, object], str]:
     [
         (["--help"], "registry"),
         (["registry", "list"], "finetune"),
-        (["registry", "list", "--kind", "dataset"], "Registered components"),
+        (["registry", "list", "--kind", "dataset"], "dataset\tQADataset\tunlearn_cli.data.qa:QADataset"),
+        (["registry", "list", "--kind", "dataset", "--json"], '"name": "QADataset"'),
+        (["recipe", "list", "--json"], '"name": "tofu_finetune"'),
         (["recipe", "list"], "tofu_finetune"),
         (["recipe", "show", "tofu_finetune"], 'handler = "finetune"'),
         (["recipe", "validate", "--help"], "overrides"),

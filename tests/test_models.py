@@ -249,10 +249,14 @@ def test_missing_eos_and_pad_are_added(tmp_path: Path) -> None:
     assert tokenizer("hello world</s>").input_ids[-1] == 3
 
 
-def test_a_new_eos_token_warns_that_embeddings_grow(tmp_path: Path) -> None:
+def test_a_tokenizer_without_eos_must_be_given_one(tmp_path: Path) -> None:
     folder = _save_bare_tokenizer(tmp_path / "tok", with_eos_word=False)
-    with pytest.warns(UserWarning, match="grows the model.s embeddings to 4"):
-        tokenizer = load_tokenizer({"pretrained_model_name_or_path": str(folder)})
+    with pytest.raises(UserError) as caught:
+        load_tokenizer({"pretrained_model_name_or_path": str(folder)})
+    assert caught.value.key == "model.tokenizer_args"
+    assert "no end-of-sequence (eos) token" in caught.value.problem
+    assert 'eos_token = "..."' in (caught.value.hint or "")
+    tokenizer = load_tokenizer({"pretrained_model_name_or_path": str(folder), "eos_token": "</s>"})
     assert (tokenizer.eos_token, tokenizer.eos_token_id, tokenizer.pad_token_id) == ("</s>", 3, 3)
 
 

@@ -1,81 +1,112 @@
-"""Output folders: never lose work silently; manifests record the environment."""
+"""What a run records: the toolkit's own commit, devices, batch, data fingerprints, no secrets."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from unlearn_cli.errors import UserError
-from unlearn_cli.outputs import environment_record, prepare_output_dir, replacing_previous_run
+from unlearn_cli.outputs import batch_record, environment_record, run_record, toolkit_record
 from unlearn_cli.pipelines.inspect import token_segments
-
-
-def test_new_and_empty_folders_are_accepted(tmp_path: Path) -> None:
-    prepare_output_dir(tmp_path / "a" / "b", overwrite=False)
-    assert (tmp_path / "a" / "b").is_dir()
-    prepare_output_dir(tmp_path / "a" / "b", overwrite=False)
-
-
-def test_non_empty_folder_is_refused_without_overwrite(tmp_path: Path) -> None:
-    (tmp_path / "model.safetensors").write_text("precious")
-    with pytest.raises(UserError) as raised:
-        prepare_output_dir(tmp_path, overwrite=False)
-    assert "not empty" in raised.value.problem
-    assert "--overwrite" in (raised.value.hint or "")
-    assert (tmp_path / "model.safetensors").read_text() == "precious"
-
-
-def test_overwrite_moves_an_earlier_run_aside_until_the_new_one_succeeds(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "recipe.toml").write_text("old")
-    (run / "checkpoint-1").mkdir()
-    previous = prepare_output_dir(run, overwrite=True)
-    assert previous == tmp_path / "run.previous"
-    assert list(run.iterdir()) == [] and (previous / "recipe.toml").read_text() == "old"
-    with replacing_previous_run(run, previous):
-        (run / "recipe.toml").write_text("new")
-    assert (run / "recipe.toml").read_text() == "new" and not previous.exists()
-
-
-def test_a_failed_run_gives_the_earlier_run_back(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "manifest.json").write_text("old")
-    previous = prepare_output_dir(run, overwrite=True)
-    with pytest.raises(RuntimeError), replacing_previous_run(run, previous):
-        (run / "recipe.toml").write_text("half-written")
-        raise RuntimeError("out of memory")
-    assert sorted(p.name for p in run.iterdir()) == ["manifest.json"]
-    assert (run / "manifest.json").read_text() == "old" and not (tmp_path / "run.previous").exists()
-
-
-def test_overwrite_refuses_a_folder_that_holds_no_earlier_run(tmp_path: Path) -> None:
-    (tmp_path / "thesis.tex").write_text("precious")
-    with pytest.raises(UserError) as raised:
-        prepare_output_dir(tmp_path, overwrite=True)
-    assert "holds no earlier run" in raised.value.problem
-    assert (tmp_path / "thesis.tex").read_text() == "precious"
-
-
-def test_an_output_folder_that_cannot_be_created_is_a_user_error(tmp_path: Path) -> None:
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(UserError, match="cannot create output folder"):
-        prepare_output_dir(tmp_path / "file" / "sub", overwrite=False)
-
-
-def test_a_file_is_not_an_output_folder(tmp_path: Path) -> None:
-    target = tmp_path / "file"
-    target.write_text("x")
-    with pytest.raises(UserError, match="not a folder"):
-        prepare_output_dir(target, overwrite=True)
+from unlearn_cli.recipes import load_recipe, recipe_text, resolve_recipe
 
 
 def test_environment_record_names_the_libraries() -> None:
     record = environment_record()
     assert record["versions"]["torch"] and record["versions"]["transformers"]
     assert record["versions"]["unlearn-cli"]
+    assert "flash-attn" in record["versions"]  # None when not installed, but always listed
+
+
+def test_the_commit_is_the_toolkits_own_checkout_not_the_working_directory(tmp_path: Path) -> None:
+    """Run from another git repository: the record still names the toolkit's commit and dirty state."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    package_root = Path(__file__).resolve().parent.parent
+    script = (
+        "import json; from unlearn_cli.outputs import toolkit_record; print(json.dumps(toolkit_record()))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(package_root), "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        check=True,
+    )
+    record = json.loads(proc.stdout)
+    head = subprocess.run(
+        ["git", "-C", str(package_root), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if not head:
+        pytest.skip("the toolkit is not run from a git checkout here")
+    assert record["source"] == "git checkout"
+    assert record["commit"] == head
+    assert isinstance(record["dirty"], bool)
+    assert record["commit"] == toolkit_record()["commit"]
+
+
+def test_batch_record_multiplies_batch_accumulation_and_world_size() -> None:
+    class Args:
+        per_device_train_batch_size = 4
+        gradient_accumulation_steps = 8
+        world_size = 2
+
+    assert batch_record(Args())["effective_batch_size"] == 64
+
+
+def test_run_record_has_data_fingerprints_and_absolute_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "qa.jsonl"
+    data.write_text('{"question": "Q?", "answer": "A."}\n', encoding="utf-8")
+    recipe = load_recipe(
+        "quickstart/finetune",
+        ['data.train.authors_full.args.hf_args={path = "qa.jsonl"}', "run.output_dir=out"],
+    )
+    record = run_record("train", recipe, extra={"mine": 1})
+    (entry,) = record["data"]
+    assert entry["source"] == "local"
+    assert entry["files"] == [
+        {
+            "path": str(data),
+            "bytes": data.stat().st_size,
+            "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
+        }
+    ]
+    assert record["output_dir"] == str(tmp_path / "out")
+    assert record["working_directory"] == str(tmp_path)
+    assert record["command_line"].startswith("unlearn ")
+    assert record["hardware"]["world_size"] == 1 and record["hardware"]["device_kind"] == "cpu"
+    assert record["mine"] == 1
+
+
+def test_environment_values_are_saved_and_shown_as_references(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UNLEARN_TEST_TOKEN", "hf_secret_value")
+    path = tmp_path / "r.toml"
+    path.write_text(
+        'token = "${env:UNLEARN_TEST_TOKEN}"\n'
+        '[vars]\nheader = "Bearer ${token}"\nplain = "${env:UNLEARN_TEST_UNSET,fallback}"\nkept = "x"\n',
+        encoding="utf-8",
+    )
+    merged = resolve_recipe(str(path))
+    assert merged.values["vars"]["header"] == "Bearer hf_secret_value"  # the run sees the value
+    text = recipe_text(merged)
+    assert "hf_secret_value" not in text
+    assert 'token = "${env:UNLEARN_TEST_TOKEN}"' in text
+    assert 'header = "Bearer ${token}"' in text  # took the secret through another reference
+    assert 'plain = "${env:UNLEARN_TEST_UNSET,fallback}"' in text
+    assert 'kept = "x"' in text
+    saved = tmp_path / "saved.toml"
+    saved.write_text(text, encoding="utf-8")
+    assert resolve_recipe(str(saved)).values == merged.values  # loading it reads the environment again
 
 
 def test_token_segments_split_prompt_and_trained_runs() -> None:

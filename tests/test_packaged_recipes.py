@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
+from unlearn_cli.errors import UnlearnWarning
 from unlearn_cli.recipes import load_recipe
 from unlearn_cli.recipes.loading import packaged_recipe_names
 
@@ -34,7 +37,9 @@ def test_the_expected_recipes_are_packaged() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_packaged_recipe_validates(name: str) -> None:
-    recipe = load_recipe(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnlearnWarning)  # e.g. a knob nothing uses
+        recipe = load_recipe(name)
     assert recipe.model is not None
     if recipe.trainer is not None:
         assert recipe.data and recipe.collators

@@ -20,19 +20,8 @@ PACKAGE_ROOT = Path(registry.__file__).resolve().parent
 
 
 def table_rows(text: str) -> list[list[str]]:
-    """The body rows of a rich table (one entry per cell; rows folded over several lines are joined)."""
-    rows: list[list[str]] = []
-    for line in text.splitlines():
-        if not line.startswith("│"):
-            continue
-        cells = [cell.strip() for cell in line.strip("│").split("│")]
-        if len(cells) < 2:  # a panel's text, not a table row
-            continue
-        if cells[0] or not rows:
-            rows.append(cells)
-        else:  # continuation of a folded row
-            rows[-1] = [f"{a} {b}".strip() if b else a for a, b in zip(rows[-1], cells, strict=True)]
-    return rows
+    """The rows of a listing as printed when piped: one tab-separated line per row."""
+    return [line.split("\t") for line in text.splitlines() if "\t" in line]
 
 
 @pytest.fixture
@@ -316,7 +305,7 @@ def test_registry_show_a_dataset(run_unlearn: Runner, toy_plugin_dir: Path) -> N
     assert result.code == 0, result.stderr
     assert "ToyDataset  unlearn_toy_plugin:ToyDataset" in result.stdout
     assert "More text that the catalogue does not show." in result.stdout  # the whole docstring
-    assert "dataset 'ToyDataset' — args" in result.stdout
+    assert "dataset 'ToyDataset' — args:" in result.stdout
     assert table_rows(result.stdout) == [
         ["hf_args", "dict", "required", ""],
         ["tokenizer", "any value", "required", "injected by the pipeline"],

@@ -77,7 +77,7 @@ def test_a_non_empty_output_folder_is_refused(trained: Path, run_unlearn) -> Non
     before = (trained / "model.safetensors").read_bytes()
     result = run_unlearn("train", "quickstart/finetune", *FAST, f"run.output_dir={trained}")
     assert result.code == 2
-    assert "is not empty" in result.stderr and "--overwrite" in result.stderr
+    assert "holds a finished `unlearn train` run" in result.stderr and "--overwrite" in result.stderr
     assert "Traceback" not in result.stderr
     assert (trained / "model.safetensors").read_bytes() == before
 
@@ -112,12 +112,25 @@ def test_inspect_data_colours_prompt_and_answer_differently() -> None:
             return "".join(chr(i) for i in ids)
 
     item = {"input_ids": [ord(c) for c in "Q?A!"], "labels": [-100, -100, ord("A"), ord("!")]}
-    text = render_item(item, CharTokenizer())
+    text = render_item(item, CharTokenizer(), marks=False)
     spans = {text.plain[span.start : span.end]: str(span.style) for span in text.spans}
     assert spans["Q?"] == PROMPT_STYLE and spans["A!"] == TRAINED_STYLE
     console = Console(record=True, width=80)
     console.print(text)
     assert "[4 tokens, 2 trained]" in console.export_text()
+
+
+def test_inspect_data_marks_trained_tokens_without_colour(run_unlearn) -> None:
+    result = run_unlearn("inspect-data", "quickstart/finetune", "-n", "1", *FAST[:1])
+    assert result.code == 0, result.stderr
+    item = result.stdout.split("item 0", 1)[1]
+    prompt, trained = item.split("«", 1)
+    assert "<|user|>" in prompt and "<|assistant|>" in prompt  # the prompt is not marked
+    assert "»" in trained and "<|user|>" not in trained.split("»")[0]  # the answer (and its eos) are
+    legend = result.stdout.rsplit("prompt (no loss)", 1)[1]
+    header = next(line for line in result.stdout.splitlines() if "no trainable" in line)
+    for column in ("items", "min/median/max", "truncated", "no trainable"):
+        assert column.split("/")[0] in header and f"{column}:" in legend
 
 
 def test_inspect_data_rejects_an_unknown_split(run_unlearn) -> None:
@@ -229,5 +242,5 @@ def test_a_reporting_integration_that_is_not_installed_is_a_user_error(run_unlea
         f"run.output_dir={tmp_path / 'x'}",
     )
     assert result.code == 2, result.stderr
-    assert "key 'trainer.args'" in result.stderr and "wandb" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "key 'trainer.args.report_to': this run needs the Python package 'wandb'" in result.stderr
+    assert "hint: pip install wandb" in result.stderr and "Traceback" not in result.stderr

@@ -61,9 +61,9 @@ def validate_error(run_unlearn: Runner, path: Path | str, *overrides: str) -> st
 
 
 def test_valid_toy_recipe_passes(run_unlearn: Runner, recipe: Callable[..., Path]) -> None:
-    result = run_unlearn("recipe", "validate", str(recipe()))
+    result = run_unlearn("recipe", "validate", str(recipe()), "--recipe-only")
     assert result.code == 0, result.stderr
-    assert "✓ run 'toy' would write to outputs/toy" in result.stdout
+    assert "✓ run 'toy' would write to outputs/toy (this machine not checked)" in result.stdout
 
 
 # --- unknown handlers ---------------------------------------------------------------------------------------
@@ -443,7 +443,10 @@ def test_missing_extends_target(run_unlearn: Runner, recipe: Callable[..., Path]
 def test_extends_cycle(run_unlearn: Runner, recipe: Callable[..., Path]) -> None:
     a = recipe('extends = ["b"]\n', name="a.toml")
     b = recipe('extends = ["a"]\n', name="b.toml")
-    assert validate_error(run_unlearn, a) == f"{a}: key 'extends': `extends` forms a cycle: {a} -> {b} -> {a}"
+    assert validate_error(run_unlearn, a) == (
+        f"{a}: key 'extends': `extends` forms a cycle: {a} -> {b} -> {a}\n"
+        "  hint: a recipe cannot extend itself, directly or through its bases: remove one of these extends"
+    )
 
 
 def test_toml_syntax_error_with_line_and_column(run_unlearn: Runner, recipe: Callable[..., Path]) -> None:

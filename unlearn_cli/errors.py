@@ -11,10 +11,16 @@ import difflib
 from collections.abc import Iterable
 
 USER_ERROR_EXIT_CODE = 2
+RUN_FAILED_EXIT_CODE = 1
 
 
 class UserError(Exception):
-    """A mistake the user can fix: shown as one message, exit code 2."""
+    """A mistake the user can fix: shown as one message, exit code 2.
+
+    `notes` are lines printed after the message (what was kept, what happened to an earlier run).
+    """
+
+    exit_code = USER_ERROR_EXIT_CODE
 
     def __init__(
         self,
@@ -23,11 +29,13 @@ class UserError(Exception):
         file: str | None = None,
         key: str | None = None,
         hint: str | None = None,
+        notes: list[str] | None = None,
     ) -> None:
         self.problem = problem
         self.file = file
         self.key = key
         self.hint = hint
+        self.notes: list[str] = list(notes or [])
         super().__init__(self.render())
 
     def render(self) -> str:
@@ -39,16 +47,33 @@ class UserError(Exception):
         text = f"{': '.join(where)}: {self.problem}" if where else self.problem
         if self.hint:
             text += f"\n  hint: {self.hint}"
+        for note in self.notes:
+            text += f"\n  note: {note}"
         return text
+
+    def __str__(self) -> str:
+        return self.render()
 
     def located(self, *, file: str | None = None, key: str | None = None) -> UserError:
         """Return the same error with a file or key path filled in where it was missing."""
-        return UserError(self.problem, file=self.file or file, key=self.key or key, hint=self.hint)
+        return type(self)(
+            self.problem, file=self.file or file, key=self.key or key, hint=self.hint, notes=self.notes
+        )
 
     def under(self, prefix: str, *, file: str | None = None) -> UserError:
         """The same error with a component-relative key put under `prefix` (`prefix.key`)."""
         key = f"{prefix}.{self.key}" if self.key else prefix
-        return UserError(self.problem, file=self.file or file, key=key, hint=self.hint)
+        return type(self)(self.problem, file=self.file or file, key=key, hint=self.hint, notes=self.notes)
+
+
+class UnlearnWarning(UserWarning):
+    """A warning the CLI prints as one `warning: ...` line (not Python's file:line format)."""
+
+
+class RunFailed(UserError):
+    """A valid run that could not finish (out of memory, a diverging loss): one message, exit code 1."""
+
+    exit_code = RUN_FAILED_EXIT_CODE
 
 
 def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:

@@ -1,128 +1,291 @@
-"""Run output folders: never lose work, and record what produced each result."""
+"""What a run records so that it can be reproduced: `run_record` builds the manifest's shared part.
+
+Every command that writes a run folder (train, unlearn, eval) starts its manifest with `run_record(...)`
+and adds its own results: the toolkit's version and the commit of the checkout it runs from (with a dirty
+flag), the command line and working directory, the world size, devices and effective batch, every data
+source with absolute paths and a SHA-256 of each local file, and the versions of the libraries that decide
+the numbers. Nothing secret is recorded: the recipe is saved with `${env:...}` references, not their values.
+"""
 
 from __future__ import annotations
 
+import functools
+import glob
+import hashlib
 import importlib.metadata
 import json
 import os
 import platform
-import shutil
+import shlex
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime, timezone
+import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from unlearn_cli import __version__
-from unlearn_cli.errors import UserError
+from unlearn_cli.run_folder import is_main_process, now
 
-TRACKED_LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "tokenizers", "peft")
+__all__ = [
+    "TRACKED_LIBRARIES",
+    "batch_record",
+    "command_line",
+    "data_record",
+    "environment_record",
+    "hardware_record",
+    "is_main_process",
+    "now",
+    "run_record",
+    "toolkit_record",
+]
 
-
-def is_main_process() -> bool:
-    """Rank 0 of a distributed launch (or a plain single process); decided before any process group exists."""
-    return os.environ.get("RANK", "0") == "0"
-
-
-RUN_MARKERS = ("recipe.toml", "manifest.json")
-"""Files every run folder holds from its start (recipe.toml) or end (manifest.json)."""
-
-
-def check_output_dir(output_dir: Path, *, overwrite: bool, key: str = "run.output_dir") -> None:
-    """Refuse an output folder that would lose work: non-empty without `overwrite`, or not a run folder."""
-    if output_dir.exists() and not output_dir.is_dir():
-        raise UserError(f"output path {output_dir} exists and is not a folder", key=key)
-    if not output_dir.is_dir() or not any(output_dir.iterdir()):
-        return
-    if not overwrite:
-        raise UserError(
-            f"output folder {output_dir} is not empty; refusing to overwrite earlier results",
-            key=key,
-            hint=f"pass --overwrite to replace it, or choose another folder: {key}=path/to/new_folder",
-        )
-    if not any((output_dir / marker).exists() for marker in RUN_MARKERS):
-        raise UserError(
-            f"output folder {output_dir} is not empty and holds no earlier run ({' or '.join(RUN_MARKERS)}); "
-            "refusing to replace it even with --overwrite",
-            key=key,
-            hint=f"choose a new or empty folder: {key}=path/to/new_folder",
-        )
-
-
-def prepare_output_dir(output_dir: Path, *, overwrite: bool, key: str = "run.output_dir") -> Path | None:
-    """Check and create the output folder (rank 0 only); an earlier run being replaced is moved aside.
-
-    Returns where the earlier run waits (`<folder>.previous`) until the new one has finished, so a failed
-    run gives it back (see `replacing_previous_run`); None when nothing was replaced.
-    """
-    if not is_main_process():
-        return None
-    check_output_dir(output_dir, overwrite=overwrite, key=key)
-    previous = None
-    try:
-        if output_dir.is_dir() and any(output_dir.iterdir()):
-            previous = output_dir.with_name(output_dir.name + ".previous")
-            if previous.exists():
-                shutil.rmtree(previous)
-            output_dir.rename(previous)
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(
-            f"cannot create output folder {output_dir}: {exc.strerror or exc}",
-            key=key,
-            hint="choose a folder you can write to",
-        ) from None
-    return previous
+TRACKED_LIBRARIES = (
+    "torch",
+    "transformers",
+    "datasets",
+    "accelerate",
+    "tokenizers",
+    "safetensors",
+    "huggingface-hub",
+    "peft",
+    "numpy",
+    "pydantic",
+    "flash-attn",
+    "deepspeed",
+    "bitsandbytes",
+)
+_FILE_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".txt", ".arrow")
+_LOCAL_BUILDERS = ("json", "csv", "parquet", "text", "arrow")
+_PATH_KEYS = ("data_files", "data_dir")
 
 
-@contextmanager
-def replacing_previous_run(output_dir: Path, previous: Path | None) -> Iterator[None]:
-    """Delete the replaced run once the new one succeeded; put it back if the new one fails."""
-    try:
-        yield
-    except BaseException:
-        if previous is not None and previous.is_dir():
-            shutil.rmtree(output_dir, ignore_errors=True)
-            previous.rename(output_dir)
-        raise
-    if previous is not None:
-        shutil.rmtree(previous, ignore_errors=True)
+# --- the toolkit itself -------------------------------------------------------------------------------------
 
 
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _git_commit() -> str | None:
+def _git(root: Path, *args: str) -> str | None:
     try:
         result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=False
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return result.stdout.strip() or None if result.returncode == 0 else None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+@functools.lru_cache(maxsize=1)
+def toolkit_record() -> dict[str, Any]:
+    """unlearn-cli's version and where its code came from: the commit of its own source checkout (not of
+    the working directory) with a dirty flag, or the commit pip recorded for a git install."""
+    package = Path(__file__).resolve().parent
+    root = package.parent
+    record: dict[str, Any] = {"version": __version__, "path": str(package), "commit": None, "dirty": None}
+    top = _git(root, "rev-parse", "--show-toplevel")
+    if top is not None and Path(top).resolve() == root.resolve():
+        record["source"] = "git checkout"
+        record["commit"] = _git(root, "rev-parse", "HEAD")
+        status = _git(root, "status", "--porcelain", "--", "unlearn_cli", "recipes", "pyproject.toml")
+        record["dirty"] = None if status is None else bool(status)
+        return record
+    record["source"] = "installed package"
+    try:
+        direct = importlib.metadata.distribution("unlearn-cli").read_text("direct_url.json")
+    except importlib.metadata.PackageNotFoundError:
+        direct = None
+    if direct:
+        info = json.loads(direct)
+        record["commit"] = (info.get("vcs_info") or {}).get("commit_id")
+        record["installed_from"] = info.get("url")
+    return record
 
 
 def environment_record() -> dict[str, Any]:
+    """Python, platform, and the versions of the libraries that decide the numbers (None: not installed)."""
     versions: dict[str, str | None] = {"unlearn-cli": __version__, "python": platform.python_version()}
     for name in TRACKED_LIBRARIES:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
-    return {"versions": versions, "git_commit": _git_commit(), "platform": platform.platform()}
+    record: dict[str, Any] = {"versions": versions, "platform": platform.platform()}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        record["cuda"] = torch.version.cuda
+        record["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return record
 
 
-def write_manifest(output_dir: Path, record: dict[str, Any]) -> Path:
-    path = output_dir / "manifest.json"
-    path.write_text(json.dumps(record, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
-    return path
+def command_line() -> str:
+    """The command as typed, with the program shown as `unlearn` (also under `python -m unlearn_cli.cli`)."""
+    return shlex.join(["unlearn", *sys.argv[1:]])
 
 
-def write_resolved_recipe(output_dir: Path, values: dict[str, Any]) -> Path:
-    from unlearn_cli.recipes import dump_recipe
+# --- hardware and batch -------------------------------------------------------------------------------------
 
-    path = output_dir / "recipe.toml"
-    path.write_text(dump_recipe(values), encoding="utf-8")
-    return path
+
+def hardware_record(training_args: Any = None) -> dict[str, Any]:
+    """World size, the kind of device each process uses, how many this machine has, and their names."""
+    import torch
+
+    world_size = int(getattr(training_args, "world_size", None) or os.environ.get("WORLD_SIZE", "1"))
+    device = getattr(training_args, "device", None)
+    kind = device.type if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    record: dict[str, Any] = {"world_size": world_size, "device_kind": kind}
+    if torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        record["device_count"] = count
+        record["device_names"] = sorted({torch.cuda.get_device_name(i) for i in range(count)})
+    else:
+        record["device_count"] = 0 if kind == "cpu" else 1
+        record["cpu_count"] = os.cpu_count()
+    return record
+
+
+def batch_record(training_args: Any) -> dict[str, Any]:
+    """Per-device batch, accumulation, world size and their product: the effective batch of one step."""
+    per_device = int(training_args.per_device_train_batch_size)
+    accumulation = int(training_args.gradient_accumulation_steps)
+    world = int(training_args.world_size)
+    return {
+        "per_device_train_batch_size": per_device,
+        "gradient_accumulation_steps": accumulation,
+        "world_size": world,
+        "effective_batch_size": per_device * accumulation * world,
+    }
+
+
+# --- data ---------------------------------------------------------------------------------------------------
+
+
+def file_fingerprint(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"path": str(path.resolve()), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for child in value.values():
+            yield from _strings(child)
+    elif isinstance(value, list | tuple):
+        for child in value:
+            yield from _strings(child)
+
+
+def _expand(pattern: str) -> list[Path]:
+    if "://" in pattern:
+        return []
+    matches = glob.glob(os.path.expanduser(pattern)) if glob.has_magic(pattern) else [pattern]
+    return [Path(match) for match in matches if Path(match).exists()]
+
+
+def source_files(hf_args: Mapping[str, Any]) -> tuple[str, list[Path]]:
+    """How `hf_args` reads its data ('builtin', 'local' or 'hub') and the local files it reads."""
+    from unlearn_cli.builtin import is_builtin, resolve_builtin
+    from unlearn_cli.errors import UserError
+
+    path = str(hf_args.get("path", ""))
+    if is_builtin(path):
+        try:
+            target = resolve_builtin(path)
+        except UserError:
+            return "builtin", []
+        if target.is_file():
+            return "builtin", [target]
+        name = hf_args.get("name")
+        return "builtin", [target / f"{name}.jsonl"] if name and (target / f"{name}.jsonl").is_file() else []
+    files: list[Path] = []
+    for key in _PATH_KEYS:
+        for pattern in _strings(hf_args.get(key)):
+            for found in _expand(pattern):
+                files.extend(
+                    sorted(p for p in found.rglob("*") if p.is_file()) if found.is_dir() else [found]
+                )
+    local_path = Path(path).expanduser()
+    if path.lower().endswith(_FILE_SUFFIXES) and local_path.is_file():
+        files.append(local_path)
+    elif path not in _LOCAL_BUILDERS and local_path.is_dir():
+        files.extend(sorted(p for p in local_path.rglob("*") if p.is_file() and ".cache" not in p.parts))
+    if files or path in _LOCAL_BUILDERS or local_path.exists():
+        return "local", files
+    return "hub", []
+
+
+def data_record(recipe: Any) -> list[dict[str, Any]]:
+    """Every dataset of the recipe: split, name, handler, its source and a fingerprint of each local file."""
+    records = []
+    for split, specs in recipe.data.items():
+        for name, spec in specs.items():
+            for arg in ("hf_args", "few_shot_dataset_hf_args"):
+                hf_args = spec.args.get(arg)
+                if not isinstance(hf_args, Mapping):
+                    continue
+                origin, files = source_files(hf_args)
+                entry: dict[str, Any] = {
+                    "split": split,
+                    "name": name,
+                    "handler": spec.component.name,
+                    "argument": arg,
+                    "source": origin,
+                    "hf_args": {k: v for k, v in hf_args.items() if k != "token"},
+                }
+                if origin == "hub":
+                    entry["revision"] = hf_args.get("revision")
+                entry["files"] = [file_fingerprint(path) for path in files]
+                records.append(entry)
+    return records
+
+
+def model_record(recipe: Any) -> dict[str, Any] | None:
+    if recipe.model is None:
+        return None
+    model_args = recipe.model.args.get("model_args")
+    location = getattr(model_args, "pretrained_model_name_or_path", None)
+    record: dict[str, Any] = {"handler": recipe.model.component.name, "path": location}
+    if isinstance(location, str) and Path(location).expanduser().exists():
+        record["path"] = str(Path(location).expanduser().resolve())
+    extra = getattr(model_args, "model_extra", None) or {}
+    if "revision" in extra:
+        record["revision"] = extra["revision"]
+    return record
+
+
+# --- the record ---------------------------------------------------------------------------------------------
+
+
+def run_record(
+    command: str,
+    recipe: Any,
+    *,
+    training_args: Any = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The reproducibility part of a run's manifest; commands add their own fields through `extra`."""
+    record: dict[str, Any] = {
+        "command": command,
+        "command_line": command_line(),
+        "working_directory": os.getcwd(),
+        "run_name": recipe.run.name,
+        "recipe": str(recipe.recipe.source),
+        "output_dir": str(recipe.output_dir.expanduser().absolute()),
+        "seed": recipe.run.seed,
+        "toolkit": toolkit_record(),
+        "hardware": hardware_record(training_args),
+        "model": model_record(recipe),
+        "data": data_record(recipe),
+        **environment_record(),
+    }
+    if recipe.trainer is not None:
+        record["trainer"] = recipe.trainer.component.name
+        method_args = recipe.trainer.method_args
+        record["method_args"] = (
+            method_args.model_dump() if hasattr(method_args, "model_dump") else dict(method_args or {})
+        )
+    if training_args is not None:
+        record["batch"] = batch_record(training_args)
+        record["data_seed"] = training_args.data_seed
+    record.update(extra or {})
+    return record

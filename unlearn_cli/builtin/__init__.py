@@ -126,6 +126,14 @@ def resolve_builtin(uri: str) -> Path:
     asset, params, inner = _parse(uri)
     folder = asset_folder(uri)
     if not folder.is_dir():
+        if os.environ.get("RANK", "0") == "0":
+            from unlearn_cli.console import console_err
+
+            console_err.print(
+                f"building {BUILTIN_SCHEME}{asset.name} into {folder} (first use; a few seconds)",
+                highlight=False,
+                soft_wrap=True,
+            )
         _build_atomically(asset, params, folder)
     if not inner:
         return folder

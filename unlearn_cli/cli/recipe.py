@@ -8,9 +8,8 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 from rich.syntax import Syntax
-from rich.table import Table
 
-from unlearn_cli.cli.common import RECIPE_HELP, console, overrides_argument
+from unlearn_cli.cli.common import RECIPE_HELP, console, json_option, overrides_argument, print_rows
 from unlearn_cli.errors import UserError
 
 app = typer.Typer(help="List, show, validate and copy recipes.", no_args_is_help=True)
@@ -28,17 +27,25 @@ def _description(path: Path) -> str:
 
 
 @app.command("list")
-def list_recipes() -> None:
-    """The packaged recipes (use their names wherever a recipe is expected)."""
+def list_recipes(as_json: bool = json_option()) -> None:
+    """The packaged recipes (use their names wherever a recipe is expected); tab-separated when piped."""
     from unlearn_cli.recipes.loading import packaged_recipe_names, packaged_recipe_path, packaged_recipes_root
 
-    table = Table(title=f"Packaged recipes ({packaged_recipes_root()})")
-    table.add_column("name", no_wrap=True)
-    table.add_column("description", overflow="fold")
+    rows = []
     for name in packaged_recipe_names():
         path = packaged_recipe_path(name)
-        table.add_row(name, escape(_description(path)) if path else "")
-    console.print(table)
+        rows.append([name, _description(path) if path else "", str(path or "")])
+    if as_json:
+        print_rows(["name", "description", "path"], rows, as_json=True)
+        return
+    print_rows(
+        ["name", "description"],
+        [row[:2] for row in rows],
+        as_json=False,
+        title=f"Packaged recipes ({packaged_recipes_root()})",
+        keep_whole=("name",),
+        empty=f"no packaged recipes found in {packaged_recipes_root()}",
+    )
 
 
 @app.command("show")
@@ -46,10 +53,14 @@ def show(
     recipe: str = typer.Argument(..., help=RECIPE_HELP),
     overrides: list[str] = overrides_argument(),
 ) -> None:
-    """Print the fully resolved recipe (extends merged, overrides applied, ${...} interpolated) as TOML."""
-    from unlearn_cli.recipes import dump_recipe, resolve_recipe
+    """Print the fully resolved recipe (extends merged, overrides applied, ${...} interpolated) as TOML.
 
-    text = dump_recipe(resolve_recipe(recipe, overrides).values)
+    Values read from the environment (`${env:NAME}`, e.g. a token) are shown as that reference, never as
+    their value.
+    """
+    from unlearn_cli.recipes import recipe_text, resolve_recipe
+
+    text = recipe_text(resolve_recipe(recipe, overrides))
     if console.is_terminal:
         console.print(Syntax(text, "toml", theme="ansi_dark", background_color="default", word_wrap=True))
     else:  # piped or redirected: plain, unwrapped TOML that can be saved and loaded again
@@ -60,27 +71,43 @@ def show(
 def validate(
     recipe: str = typer.Argument(..., help=RECIPE_HELP),
     overrides: list[str] = overrides_argument(),
+    recipe_only: bool = typer.Option(
+        False,
+        "--recipe-only",
+        help="Check only the recipe, not this machine (local model and data paths, hub access, output "
+        "folder, bf16/flash-attention support): for a recipe meant to run elsewhere.",
+    ),
 ) -> None:
-    """Check a recipe against the registered components without loading any model or data."""
+    """Check a recipe without loading any model or data: every section against the registered
+    components and value ranges, then (unless --recipe-only) against this machine."""
     from unlearn_cli.recipes import load_recipe
+    from unlearn_cli.recipes.machine import check_machine
+    from unlearn_cli.run_folder import inspect_folder
 
     validated = load_recipe(recipe, overrides)
+    if not recipe_only:
+        check_machine(validated)
     console.print(f"{escape(str(validated.recipe.source))}: valid", soft_wrap=True, highlight=False)
-    table = Table()
-    for column in ("section", "handler", "import path"):
-        table.add_column(column, overflow="fold")
+    rows = []
     if validated.model is not None:
-        table.add_row("model", validated.model.component.name, validated.model.component.import_path)
+        rows.append(["model", validated.model.component.name, validated.model.component.import_path])
     for split, specs in validated.data.items():
         for name, spec in specs.items():
-            table.add_row(f"data.{split}.{name}", spec.component.name, spec.component.import_path)
+            rows.append([f"data.{split}.{name}", spec.component.name, spec.component.import_path])
     for name, spec in validated.collators.items():
-        table.add_row(f"collator.{name}", spec.component.name, spec.component.import_path)
+        rows.append([f"collator.{name}", spec.component.name, spec.component.import_path])
     if validated.trainer is not None:
-        table.add_row("trainer", validated.trainer.component.name, validated.trainer.component.import_path)
-    console.print(table)
+        rows.append(["trainer", validated.trainer.component.name, validated.trainer.component.import_path])
+    print_rows(
+        ["section", "handler", "import path"], rows, as_json=False, keep_whole=("handler", "import path")
+    )
+    output_dir = validated.output_dir.expanduser().absolute()
+    state = inspect_folder(output_dir)
+    holds = f" (it holds {state.describe()})" if state.kind == "run" else ""
     console.print(
         f"[green]✓[/] run '{escape(validated.run.name)}' would write to {escape(str(validated.output_dir))}"
+        f"{escape(holds)}" + ("" if not recipe_only else " [dim](this machine not checked)[/]"),
+        soft_wrap=True,
     )
 
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from unlearn_cli.cli.common import RECIPE_HELP, overrides_argument
+from unlearn_cli.cli.common import (
+    RECIPE_HELP,
+    dry_run_option,
+    overrides_argument,
+    overwrite_option,
+    resume_option,
+)
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -12,23 +18,17 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 def train(
     recipe: str = typer.Argument(..., help=RECIPE_HELP),
     overrides: list[str] = overrides_argument(),
-    overwrite: bool = typer.Option(
-        False,
-        "--overwrite",
-        help="Replace an earlier run in the output folder (kept as <folder>.previous until this succeeds).",
-    ),
-    dry_run: bool = typer.Option(
-        False,
-        "--dry-run",
-        help="Only validate the recipe, training arguments and output folder; train nothing.",
-    ),
+    overwrite: bool = overwrite_option(),
+    resume: str | None = resume_option(),
+    dry_run: bool = dry_run_option("train nothing"),
 ) -> None:
     """Fine-tune: build tokenizer, datasets, collator, model and trainer from RECIPE, train, and save.
 
-    Saves the model and tokenizer (safetensors), the resolved recipe (recipe.toml) and a run manifest
-    (manifest.json) into the run's output folder. Multi-GPU: `accelerate launch -m unlearn_cli.cli train ...`
-    (see scripts/train.sh).
+    Saves the model and tokenizer (safetensors), the resolved recipe (recipe.toml), a run manifest
+    (manifest.json) and loss_log.jsonl into the run's output folder. Ctrl-C (or SIGTERM) stops after the
+    current step with a checkpoint; `--resume` continues from it. Multi-GPU: `accelerate launch -m
+    unlearn_cli.cli train ...` (see scripts/train.sh).
     """
     from unlearn_cli.pipelines.run import run_training
 
-    run_training(recipe, overrides, overwrite=overwrite, dry_run=dry_run)
+    run_training(recipe, overrides, overwrite=overwrite, dry_run=dry_run, resume=resume)

@@ -24,17 +24,22 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, is_dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import datasets
 import numpy as np
 import torch
+from pydantic import Field
 from torch.utils.data import Dataset
 
 from unlearn_cli.data.template import IGNORE_INDEX, TemplateArgs
 from unlearn_cli.errors import UserError, did_you_mean
 
 logger = logging.getLogger("unlearn_cli.data")
+
+PositiveInt = Annotated[int, Field(ge=1)]
+"""An argument that must be at least 1 (`max_length`): recipe validation checks it before any data loads."""
+NonNegativeInt = Annotated[int, Field(ge=0)]
 
 TOKENS = datasets.List(datasets.Value("int32"))
 
@@ -193,7 +198,10 @@ def check_max_length(max_length: int) -> None:
 
 
 def check_columns(raw: datasets.Dataset, keys: Mapping[str, str | None]) -> None:
-    """Raise a UserError naming the argument whose column the data lacks, with the columns it has."""
+    """Raise a UserError naming the argument whose column the data lacks, with the columns it has; or the
+    first row (its file and line) where a required column is missing."""
+    from unlearn_cli.data.loading import row_location
+
     for arg, column in keys.items():
         if column is not None and column not in raw.column_names:
             have = ", ".join(raw.column_names)
@@ -203,6 +211,43 @@ def check_columns(raw: datasets.Dataset, keys: Mapping[str, str | None]) -> None
                 key=arg,
                 hint=hint or f"set {arg} to one of the columns above",
             )
+    for arg, column in keys.items():
+        if column is None:
+            continue
+        values = raw.data.column(column)
+        if values.null_count == 0:
+            continue
+        row = next(index for index, value in enumerate(values.is_null().to_pylist()) if value)
+        found = [name for name, value in raw[row].items() if value is not None]
+        raise UserError(
+            f"{row_location(raw, row)}: '{column}' is missing (the row has: {', '.join(found) or 'nothing'})",
+            key=arg,
+            hint=f"give that row a '{column}', remove the row, or set {arg} to the column that holds it",
+        )
+
+
+def _blank(value: Any) -> bool:
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, list | tuple):
+        return all(_blank(item) for item in value)
+    return False
+
+
+def warn_empty_answers(raw: datasets.Dataset, column: str, name: str) -> None:
+    """Warn when answers are empty: such items still train (on the end-of-answer token alone), so a data
+    set whose every answer is empty would silently teach the model to say nothing."""
+    empty = sum(1 for value in raw[column] if _blank(value))
+    if empty and empty == len(raw):
+        logger.warning(
+            "%s: every answer in column '%s' is empty (%d rows): training would only teach the model to end "
+            "its answer at once; check answer_key and the data",
+            name,
+            column,
+            empty,
+        )
+    elif empty:
+        logger.warning("%s: %d of %d answers in column '%s' are empty", name, empty, len(raw), column)
 
 
 def source_indices(batch: Mapping[str, list[Any]], positions: list[int], index_key: str | None) -> list[int]:

@@ -6,8 +6,11 @@ Errors name the recipe key they come from (`key`, e.g. ``"hf_args"``), so a user
 from __future__ import annotations
 
 import glob
+import json
+import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,16 +54,103 @@ def load_hf_dataset(hf_args: Mapping[str, Any], *, key: str = "hf_args") -> Any:
             _check_local_files(args["data_files"], f"{key}.data_files")
             if not isinstance(args["data_files"], Mapping):
                 args.setdefault("split", "train")
-    return _load(args, key)
+    return _load(args, key, local_files(args))
 
 
-def _load(args: dict[str, Any], key: str) -> Any:
+def local_files(args: Mapping[str, Any]) -> list[Path]:
+    """The local files a packaged builder (json, csv, ...) reads, in the order it reads them."""
+    if args.get("path") not in _LOCAL_BUILDERS:
+        return []
+    files: list[Path] = []
+    for pattern in _paths(args.get("data_files")):
+        if "://" in pattern:
+            continue
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        files.extend(Path(match) for match in matches if os.path.isfile(match))
+    return files
+
+
+def _json_problem(files: list[Path]) -> tuple[Path, int, str] | None:
+    """(file, 1-based line, what) of the first line of a JSON / JSON Lines file that does not parse."""
+    for file in files:
+        if file.suffix.lower() not in (".json", ".jsonl"):
+            continue
+        text = file.read_text(encoding="utf-8", errors="replace")
+        try:
+            json.loads(text)
+            continue  # one JSON document (an array of rows): valid
+        except ValueError:
+            pass
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                return (
+                    file,
+                    number,
+                    f"not valid JSON: {getattr(exc, 'msg', exc)} (column {getattr(exc, 'colno', '?')})",
+                )
+            if not isinstance(row, dict):
+                return file, number, f"a JSON {type(row).__name__}, not an object of columns"
+    return None
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    seen = {id(exc)}
+    while (exc.__cause__ or exc.__context__) is not None and id(exc.__cause__ or exc.__context__) not in seen:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        seen.add(id(exc))
+    return exc
+
+
+def row_location(raw: Any, row: int) -> str:
+    """Where row `row` (0-based) of a loaded dataset came from: 'line 7 of data/forget.jsonl' for a JSON
+    Lines file (blank lines are skipped when loading, so they are skipped when counting), else 'row 7'."""
+    files: list[Path] = getattr(raw, "unlearn_source_files", None) or []
+    if len(files) == 1 and files[0].suffix.lower() in (".jsonl", ".json", ".csv"):
+        file = files[0]
+        if file.suffix.lower() == ".csv":
+            return f"line {row + 2} of {file}"  # after the header line
+        lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
+        rows = [number for number, line in enumerate(lines, start=1) if line.strip()]
+        try:
+            if isinstance(json.loads("\n".join(lines)), list):
+                return f"item {row + 1} of {file}"  # a JSON array: rows are its items
+        except ValueError:
+            pass
+        if row < len(rows):
+            return f"line {rows[row]} of {file}"
+    return f"row {row + 1}"
+
+
+@contextmanager
+def _quiet_builder_errors() -> Iterator[None]:
+    """The packaged builders log a file they cannot parse before raising; the error raised here says it
+    better (file and line), so their log line would only be noise above it."""
+    names = [
+        f"datasets.packaged_modules.{builder}.{builder}" for builder in ("json", "csv", "parquet", "text")
+    ]
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _load(args: dict[str, Any], key: str, files: list[Path] | None = None) -> Any:
     import datasets
 
     if args.get("streaming"):
         raise UserError("streaming datasets are not supported", key=f"{key}.streaming", hint="remove it")
     try:
-        loaded = datasets.load_dataset(**args)
+        with _quiet_builder_errors():
+            loaded = datasets.load_dataset(**args)
     except ValueError as exc:
         if "corresponds to no data" in str(exc):
             raise UserError(
@@ -86,6 +176,22 @@ def _load(args: dict[str, Any], key: str) -> Any:
             else None,
         ) from exc
     except (OSError, datasets.exceptions.DatasetsError, StopIteration, TypeError) as exc:
+        located = _json_problem(files or [])
+        if located is not None:
+            file, line, what = located
+            raise UserError(
+                f"data file {file}, line {line}: {what}",
+                key=key,
+                hint="fix that line (each line of a .jsonl file is one JSON object, e.g. "
+                '{"question": "...", "answer": "..."})',
+            ) from exc
+        cause = _innermost(exc)
+        if cause is not exc and files:
+            raise UserError(
+                f"cannot read {', '.join(str(f) for f in files[:3])}: {type(cause).__name__}: {cause}",
+                key=key,
+                hint="check the file's format against the builder (json, csv, parquet, text)",
+            ) from exc
         hint = None
         if isinstance(exc, ConnectionError):
             hint = "the Hub is unreachable; use local files (path = 'json', data_files = ...) or builtin://"
@@ -109,6 +215,7 @@ def _load(args: dict[str, Any], key: str) -> Any:
         )
     if len(loaded) == 0:
         raise UserError(f"dataset '{args['path']}' has zero rows", key=key, hint="check the split and files")
+    loaded.unlearn_source_files = list(files or [])
     return loaded
 
 

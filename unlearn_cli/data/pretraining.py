@@ -11,6 +11,7 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from unlearn_cli.data import base, template
+from unlearn_cli.data.base import PositiveInt
 from unlearn_cli.data.loading import load_hf_dataset
 from unlearn_cli.data.template import TemplateArgs
 from unlearn_cli.errors import UserError
@@ -24,7 +25,7 @@ def _texts(batch: Mapping[str, list[Any]], column: str, arg: str, positions: lis
     for value, position in zip(values, positions, strict=True):
         if not isinstance(value, str):
             raise UserError(
-                f"row {position}: column '{column}' must hold text, got {type(value).__name__}", key=arg
+                f"row {position + 1}: column '{column}' must hold text, got {type(value).__name__}", key=arg
             )
     return values
 
@@ -34,6 +35,7 @@ def encode_documents_batch(
 ) -> dict[str, list[Any]]:
     """The `datasets.map` function of `PretrainingDataset`: each document's tokens followed by eos."""
     texts = _texts(batch, text_key, "text_key", positions)
+    template.quiet_length_warning(tokenizer)
     ids = tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
     eos = [] if tokenizer.eos_token_id is None else [tokenizer.eos_token_id]
     return {"input_ids": [list(d) + eos for d in ids], "index": list(positions)}
@@ -54,7 +56,7 @@ class PretrainingDataset(base.TokenizedDataset):
         tokenizer: PreTrainedTokenizerBase,
         template_args: TemplateArgs | None = None,
         text_key: str = "text",
-        max_length: int = 2048,
+        max_length: PositiveInt = 2048,
     ) -> None:
         base.check_max_length(max_length)
         raw = load_hf_dataset(hf_args, key="hf_args")
@@ -144,7 +146,7 @@ class CompletionDataset(base.TokenizedDataset):
         text_key: str = "text",
         insert_space: bool = False,
         append_eos: bool = True,
-        max_length: int = 2048,
+        max_length: PositiveInt = 2048,
         predict_with_generate: bool = False,
         index_key: str | None = "index",
     ) -> None:

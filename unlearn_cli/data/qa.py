@@ -12,6 +12,7 @@ import datasets
 from transformers import PreTrainedTokenizerBase
 
 from unlearn_cli.data import base, template
+from unlearn_cli.data.base import NonNegativeInt, PositiveInt
 from unlearn_cli.data.loading import load_hf_dataset
 from unlearn_cli.data.template import Conversation, TemplateArgs
 from unlearn_cli.errors import UserError
@@ -40,7 +41,7 @@ def _as_answers(value: Any, column: str, arg: str, row: int) -> list[str]:
     values = value if isinstance(value, list | tuple) else [value]
     if not all(isinstance(v, str) for v in values):
         raise UserError(
-            f"row {row}: column '{column}' must hold text or lists of texts, got {type(value).__name__} "
+            f"row {row + 1}: column '{column}' must hold text or lists of texts, got {type(value).__name__} "
             f"{value!r:.80}",
             key=arg,
         )
@@ -52,7 +53,7 @@ def _pair(slots: list[list[str]], row: int, keys: Sequence[str]) -> list[tuple[s
     sizes = {len(s) for s in slots if len(s) != 1}
     if len(sizes) > 1:
         raise UserError(
-            f"row {row}: the answer lists have different lengths ({', '.join(map(str, sorted(sizes)))}) "
+            f"row {row + 1}: the answer lists have different lengths ({', '.join(map(str, sorted(sizes)))}) "
             "and cannot be paired",
             key=keys[-1],
         )
@@ -81,7 +82,8 @@ def encode_qa_batch(
         question = questions[offset]
         if not isinstance(question, str):
             raise UserError(
-                f"row {position}: column '{plan.question_key}' must hold text, got {type(question).__name__}",
+                f"row {position + 1}: column '{plan.question_key}' must hold text, got "
+                f"{type(question).__name__}",
                 key="question_key",
             )
         slots = [
@@ -164,6 +166,9 @@ class _QABase(base.TokenizedDataset):
         self.predict_with_generate = predict_with_generate
         raw = load_hf_dataset(hf_args, key="hf_args")
         base.check_columns(raw, {"question_key": question_key, **answer_keys})
+        for column in answer_keys.values():
+            if column is not None:
+                base.warn_empty_answers(raw, column, type(self).__name__)
         few_shot = self._few_shot(few_shot_dataset_hf_args, num_few_shot, question_key, answer_key)
         plan = _Plan(
             question_key=question_key,
@@ -207,21 +212,23 @@ class _QABase(base.TokenizedDataset):
         if hf_args is None or num_few_shot == 0:
             return ()
         examples = load_hf_dataset(hf_args, key="few_shot_dataset_hf_args")
+        if num_few_shot is not None:  # rows past num_few_shot are not used, so they are not checked
+            sources = getattr(examples, "unlearn_source_files", None)
+            examples = examples.select(range(min(num_few_shot, len(examples))))
+            examples.unlearn_source_files = sources
         try:
             base.check_columns(examples, {"question_key": question_key, "answer_key": answer_key})
         except UserError as exc:
             raise UserError(
                 f"few-shot data: {exc.problem}", key="few_shot_dataset_hf_args", hint=exc.hint
             ) from exc
-        if num_few_shot is not None:
-            examples = examples.select(range(min(num_few_shot, len(examples))))
         pairs = []
         for row, (question, answer) in enumerate(
             zip(examples[question_key], examples[answer_key], strict=True)
         ):
             if not isinstance(question, str):
                 raise UserError(
-                    f"few-shot data, row {row}: column '{question_key}' must hold text, got "
+                    f"few-shot data, row {row + 1}: column '{question_key}' must hold text, got "
                     f"{type(question).__name__} {question!r:.80}",
                     key="few_shot_dataset_hf_args",
                 )
@@ -231,7 +238,7 @@ class _QABase(base.TokenizedDataset):
                 raise UserError(f"few-shot data, {exc.problem}", key=exc.key, hint=exc.hint) from exc
             if not answers:
                 raise UserError(
-                    f"few-shot data, row {row}: column '{answer_key}' holds an empty list of answers",
+                    f"few-shot data, row {row + 1}: column '{answer_key}' holds an empty list of answers",
                     key="few_shot_dataset_hf_args",
                     hint="every few-shot example needs an answer (the first of a list is used)",
                 )
@@ -259,10 +266,10 @@ class QADataset(_QABase):
         template_args: TemplateArgs | None = None,
         question_key: str = "question",
         answer_key: str = "answer",
-        max_length: int = 512,
+        max_length: PositiveInt = 512,
         predict_with_generate: bool = False,
         few_shot_dataset_hf_args: dict[str, Any] | None = None,
-        num_few_shot: int | None = None,
+        num_few_shot: NonNegativeInt | None = None,
         index_key: str | None = "index",
     ) -> None:
         self._build(
@@ -307,10 +314,10 @@ class QAwithIdkDataset(_QABase):
         idk_path: str | None = None,
         seed: int = 0,
         paired: bool = False,
-        max_length: int = 512,
+        max_length: PositiveInt = 512,
         predict_with_generate: bool = False,
         few_shot_dataset_hf_args: dict[str, Any] | None = None,
-        num_few_shot: int | None = None,
+        num_few_shot: NonNegativeInt | None = None,
         index_key: str | None = "index",
     ) -> None:
         self.paired = paired
@@ -361,10 +368,10 @@ class QAwithAlternateDataset(_QABase):
         question_key: str = "question",
         answer_key: str = "answer",
         alternate_key: str = "paraphrased_answer",
-        max_length: int = 512,
+        max_length: PositiveInt = 512,
         predict_with_generate: bool = False,
         few_shot_dataset_hf_args: dict[str, Any] | None = None,
-        num_few_shot: int | None = None,
+        num_few_shot: NonNegativeInt | None = None,
         index_key: str | None = "index",
     ) -> None:
         self._build(

@@ -159,6 +159,14 @@ def _answer_start(offsets: Sequence[tuple[int, int]], boundary: int) -> int:
     return len(offsets)
 
 
+def quiet_length_warning(tokenizer: Any) -> None:
+    """The toolkit cuts sequences to `max_length` itself, after tokenizing whole texts: transformers'
+    "sequence length is longer than the specified maximum (N > 512)" warning would be wrong, so it is off."""
+    warned = getattr(tokenizer, "deprecation_warnings", None)
+    if isinstance(warned, dict):
+        warned["sequence-length-is-longer-than-the-specified-maximum"] = True
+
+
 def encode_conversations(
     tokenizer: Any,
     template_args: TemplateArgs,
@@ -175,6 +183,7 @@ def encode_conversations(
     if not conversations:
         return []
     texts, boundaries = zip(*render_many(tokenizer, template_args, conversations), strict=True)
+    quiet_length_warning(tokenizer)
     encoding = tokenizer(
         list(texts),
         add_special_tokens=not template_args.apply_chat_template,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from unlearn_cli.builtin import is_builtin, resolve_builtin
-from unlearn_cli.errors import UserError
+from unlearn_cli.errors import UnlearnWarning, UserError
 from unlearn_cli.registry import register
 
 if TYPE_CHECKING:
@@ -97,17 +97,35 @@ class TokenizerArgs(BaseModel):
 
 
 def usable_attention(requested: str) -> str:
-    """The attention back-end to load with: a flash one only where transformers says it can run."""
+    """The attention back-end to load with: a flash one only where transformers says it can run.
+
+    Without a CUDA GPU flash attention cannot run at all, so a recipe meant for GPUs falls back to sdpa (the
+    same attention) with one warning. On a GPU, a missing flash-attn package is a mistake to fix, not a
+    reason to run slower: it is an error.
+    """
     check = FLASH_CHECKS.get(requested)
     if check is None:
         return requested
+    import importlib.util
+
+    import torch
     import transformers.utils
 
     if getattr(transformers.utils, check)():
         return requested
+    package = "flash_attn_3" if requested.endswith("3") else "flash_attn"
+    if torch.cuda.is_available() and importlib.util.find_spec(package) is None:
+        raise UserError(
+            f"attn_implementation = '{requested}' needs the {package.replace('_', '-')} package, which is "
+            "not "
+            "installed",
+            key=f"{MODEL_KEY}.attn_implementation",
+            hint='pip install "unlearn-cli[flash]" (flash-attn), or set attn_implementation = "sdpa"',
+        )
     warnings.warn(
         f"attn_implementation='{requested}' needs its flash-attn package (a supported version) and a "
         f"CUDA GPU, and this machine lacks one of them; using '{FALLBACK_ATTENTION}' instead",
+        UnlearnWarning,
         stacklevel=3,
     )
     return FALLBACK_ATTENTION
@@ -219,16 +237,23 @@ def load_tokenizer(
 
 
 def ensure_special_tokens(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
-    """Give the tokenizer an eos (`</s>`) and a pad token (= eos) when it lacks them; batching needs both."""
+    """Give the tokenizer an eos and a pad token (= eos) when it lacks them; batching needs both.
+
+    A missing eos is taken from the vocabulary when it holds `</s>`; otherwise the recipe must name one
+    (`tokenizer_args.eos_token`): a token added here would start from an embedding the model never learned.
+    """
     if tokenizer.eos_token is None:
-        size = len(tokenizer)
-        tokenizer.add_special_tokens({"eos_token": DEFAULT_EOS})
-        if len(tokenizer) > size:
-            warnings.warn(
-                f"the tokenizer had no eos token; added '{DEFAULT_EOS}' as a new token (id "
-                f"{tokenizer.eos_token_id}); the pipeline grows the model's embeddings to {len(tokenizer)}",
-                stacklevel=2,
+        if tokenizer.convert_tokens_to_ids(DEFAULT_EOS) in (None, tokenizer.unk_token_id):
+            pad = f" (its pad token is {tokenizer.pad_token!r})" if tokenizer.pad_token is not None else ""
+            raise UserError(
+                "the tokenizer has no end-of-sequence (eos) token and no "
+                f"'{DEFAULT_EOS}' in its vocabulary{pad}: answers need an eos to be trained to end, and "
+                "batches need a pad token",
+                key=TOKENIZER_KEY,
+                hint=f'set {TOKENIZER_KEY}.eos_token = "..." to a token of its vocabulary (a new token is '
+                "added to the vocabulary and the model's embeddings grow by one, untrained)",
             )
+        tokenizer.add_special_tokens({"eos_token": DEFAULT_EOS})
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

@@ -21,6 +21,12 @@ from unlearn_cli.errors import UserError, did_you_mean
 
 PROMPT_STYLE = "dim"
 TRAINED_STYLE = "bold green"
+TRAINED_MARKS = ("«", "»")
+"""Around trained tokens when the output has no colour (piped, NO_COLOR): the marking must not need it."""
+
+
+def _colour() -> bool:
+    return console.is_terminal and not console.no_color and console.color_system is not None
 
 
 def _as_list(values: Any) -> list[int]:
@@ -39,19 +45,26 @@ def token_segments(input_ids: list[int], labels: list[int]) -> list[tuple[bool, 
     return segments
 
 
-def render_item(item: dict[str, Any], tokenizer: Any) -> Text:
-    """One tokenized item as coloured text; generation items show prompt and target separately."""
+def render_item(item: dict[str, Any], tokenizer: Any, *, marks: bool | None = None) -> Text:
+    """One tokenized item as coloured text, trained tokens also between « » when `marks` (default: when
+    the output has no colour); generation items show prompt and target separately."""
+    marks = not _colour() if marks is None else marks
+    opening, closing = TRAINED_MARKS if marks else ("", "")
     input_ids = _as_list(item["input_ids"])
     labels = _as_list(item["labels"])
     text = Text()
     if len(labels) != len(input_ids):
         text.append(tokenizer.decode(input_ids), style=PROMPT_STYLE)
         text.append("\n⟶ target: ", style="italic")
-        text.append(tokenizer.decode([t for t in labels if t != IGNORE_INDEX]), style=TRAINED_STYLE)
+        target = tokenizer.decode([t for t in labels if t != IGNORE_INDEX])
+        text.append(f"{opening}{target}{closing}", style=TRAINED_STYLE)
         trained = sum(1 for t in labels if t != IGNORE_INDEX)
     else:
         for is_trained, tokens in token_segments(input_ids, labels):
-            text.append(tokenizer.decode(tokens), style=TRAINED_STYLE if is_trained else PROMPT_STYLE)
+            if is_trained:
+                text.append(f"{opening}{tokenizer.decode(tokens)}{closing}", style=TRAINED_STYLE)
+            else:
+                text.append(tokenizer.decode(tokens), style=PROMPT_STYLE)
         trained = sum(1 for t in labels if t != IGNORE_INDEX)
     text.append(f"\n[{len(input_ids)} tokens, {trained} trained]", style="cyan")
     return text
@@ -140,8 +153,10 @@ def run_inspection(reference: str, overrides: list[str] | None, *, splits: list[
                     f"{untrained}" + (f" ({dropped} dropped)" if dropped else ""),
                 )
     console.print(stats_table)
+    trained = "«trained tokens» (loss)" if not _colour() else f"[{TRAINED_STYLE}]trained tokens (loss)[/]"
     console.print(
-        f"[{PROMPT_STYLE}]prompt (no loss)[/]  [{TRAINED_STYLE}]trained tokens (loss)[/]  "
-        "min/median/max: tokens per item; truncated: items cut at max_length; "
-        "untrained: items with no trained token (dropped at load)"
+        f"[{PROMPT_STYLE}]prompt (no loss)[/]  {escape(trained) if not _colour() else trained}\n"
+        "items: items kept; min/median/max: tokens per item; truncated: items cut at max_length (still "
+        "trained); no trainable: items with no trained token left (dropped at load)",
+        soft_wrap=True,
     )

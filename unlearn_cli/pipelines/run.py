@@ -3,51 +3,42 @@
 Both commands share everything but what they measure: fine-tuning scores the training answers before and
 after; unlearning scores the forget answers and the retain answers, so the summary shows at a glance
 whether the model forgot the one while keeping the other.
+
+A run goes: validate the recipe and check it against this machine; decide how the run folder may be used
+(new, taken over, replaced, resumed; see `unlearn_cli.run_folder`); build tokenizer, data, model and trainer
+(nothing is written yet, so a mistake found here leaves no trace); claim the folder; train, stopping cleanly
+on SIGINT/SIGTERM, on a non-finite loss, or when the retain loss passes `run.stop_when_retain_loss_above`;
+write the final model into a staging folder and move it into place; mark the run finished.
 """
 
 from __future__ import annotations
 
-import json
+import os
+import shlex
 import time
 from pathlib import Path
 from typing import Any, Literal
 
+from rich.markup import escape
 from rich.table import Table
-from transformers import TrainerCallback
 
-from unlearn_cli.console import console
-from unlearn_cli.errors import UserError
-from unlearn_cli.outputs import (
-    check_output_dir,
-    environment_record,
+from unlearn_cli.console import console, console_err
+from unlearn_cli.errors import RunFailed, UserError
+from unlearn_cli.interrupt import StopRequest, signal_name, stop_requests
+from unlearn_cli.run_folder import (
+    LOSS_LOG,
+    RECIPE_FILE,
+    FolderPlan,
+    RunFolder,
+    RunInterrupted,
+    checkpoint_step,
     is_main_process,
     now,
-    prepare_output_dir,
-    replacing_previous_run,
-    write_manifest,
-    write_resolved_recipe,
+    plan_run_folder,
+    run_folder,
 )
 
 Command = Literal["train", "unlearn"]
-LOSS_LOG = "loss_log.jsonl"
-LOGGED_KEYS = ("loss", "learning_rate", "grad_norm")
-
-
-class LossLog(TrainerCallback):
-    """Append every logged training step (total loss, each loss term, learning rate, grad norm) as JSON."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def on_log(
-        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any
-    ) -> None:
-        if not state.is_world_process_zero or not logs or "loss" not in logs:
-            return
-        record: dict[str, Any] = {"step": state.global_step, "epoch": state.epoch}
-        record.update({k: v for k, v in logs.items() if k in LOGGED_KEYS or k.endswith("_loss")})
-        with self.path.open("a", encoding="utf-8") as log:
-            log.write(json.dumps(record) + "\n")
 
 
 def _check_command(recipe: Any, command: Command) -> None:
@@ -66,17 +57,68 @@ def _check_command(recipe: Any, command: Command) -> None:
 
 
 def run_training(
-    reference: str, overrides: list[str] | None, *, overwrite: bool, dry_run: bool = False
+    reference: str,
+    overrides: list[str] | None,
+    *,
+    overwrite: bool = False,
+    dry_run: bool = False,
+    resume: str | None = None,
 ) -> dict[str, Any]:
     """`unlearn train`: validate, build, fine-tune, save; returns the run manifest (empty for a dry run)."""
-    return run("train", reference, overrides, overwrite=overwrite, dry_run=dry_run)
+    return run("train", reference, overrides, overwrite=overwrite, dry_run=dry_run, resume=resume)
 
 
 def run_unlearning(
-    reference: str, overrides: list[str] | None, *, overwrite: bool, dry_run: bool = False
+    reference: str,
+    overrides: list[str] | None,
+    *,
+    overwrite: bool = False,
+    dry_run: bool = False,
+    resume: str | None = None,
 ) -> dict[str, Any]:
     """`unlearn unlearn`: validate, build, unlearn, save; returns the run manifest (empty for a dry run)."""
-    return run("unlearn", reference, overrides, overwrite=overwrite, dry_run=dry_run)
+    return run("unlearn", reference, overrides, overwrite=overwrite, dry_run=dry_run, resume=resume)
+
+
+def resume_command(command: str, reference: str, overrides: list[str] | None) -> str:
+    """The command that continues this run from its latest checkpoint."""
+    recipe = reference
+    if Path(reference).expanduser().is_file():
+        recipe = str(Path(reference).expanduser().absolute())
+    return shlex.join(["unlearn", command, recipe, *(overrides or []), "--resume"])
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        console_err.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
+
+
+def _check_same_recipe(plan: FolderPlan, text: str) -> list[str]:
+    """Refuse to resume with a recipe that trains differently; return the harmless keys that changed."""
+    from unlearn_cli.recipes.saving import RESUMABLE_CHANGES, describe_value, recipe_differences
+
+    saved = plan.path / RECIPE_FILE
+    if not saved.is_file():
+        raise UserError(
+            f"{saved} is missing: the run's recipe cannot be compared with this one",
+            key="--resume",
+            hint="start over with --overwrite",
+        )
+    differences = recipe_differences(saved.read_text(encoding="utf-8"), text)
+    blocking = [d for d in differences if d[0] not in RESUMABLE_CHANGES]
+    if blocking:
+        listed = "; ".join(
+            f"{key}: {describe_value(old)} → {describe_value(new)}" for key, old, new in blocking[:8]
+        )
+        more = f" and {len(blocking) - 8} more" if len(blocking) > 8 else ""
+        raise UserError(
+            f"the recipe differs from the one the interrupted run started with ({saved}): {listed}{more}",
+            key="--resume",
+            hint="resume with the same recipe and overrides (or the saved one: unlearn "
+            f"{(plan.state.marker or {}).get('command')} "
+            f"{saved} --resume), or start over with --overwrite",
+        )
+    return [key for key, _, _ in differences]
 
 
 def run(
@@ -84,33 +126,101 @@ def run(
     reference: str,
     overrides: list[str] | None,
     *,
-    overwrite: bool,
+    overwrite: bool = False,
     dry_run: bool = False,
+    resume: str | None = None,
     pipeline: Any = None,
 ) -> dict[str, Any]:
     """Validate the recipe, assemble the run in the container, train, save; `pipeline` replaces the
     container built from the recipe (tests pass one with providers overridden)."""
-    from transformers import set_seed
+    if overwrite and resume is not None:
+        raise UserError(
+            "--overwrite and --resume contradict each other",
+            hint="--resume continues the run in the folder; --overwrite replaces it with a new one",
+        )
+    with stop_requests() as stop:
+        try:
+            return _run(command, reference, overrides, overwrite, dry_run, resume, pipeline, stop)
+        except RunInterrupted as interrupted:
+            if not interrupted.graceful and not interrupted.reported and is_main_process():
+                _report_abrupt_stop(interrupted, None, command, reference, overrides)
+            raise
 
+
+def _run(
+    command: Command,
+    reference: str,
+    overrides: list[str] | None,
+    overwrite: bool,
+    dry_run: bool,
+    resume: str | None,
+    pipeline: Any,
+    stop: StopRequest,
+) -> dict[str, Any]:
     from unlearn_cli.container import pipeline_for
+    from unlearn_cli.pipelines.failures import explained
     from unlearn_cli.recipes import load_recipe
+    from unlearn_cli.recipes.machine import check_machine
+    from unlearn_cli.recipes.saving import saved_recipe_text
 
     recipe = pipeline.recipe() if pipeline is not None else load_recipe(reference, overrides)
     recipe.require("model", "collator", "trainer", command=command)
     _check_command(recipe, command)
+    check_machine(recipe)
     pipeline = pipeline if pipeline is not None else pipeline_for(recipe)
-    output_dir = pipeline.output_dir()
-    training_args = pipeline.training_args()  # before the folder: transformers may refuse them
+    training_args = pipeline.training_args()
+    output_dir = Path(pipeline.output_dir()).expanduser().absolute()
+    plan = plan_run_folder(output_dir, overwrite=overwrite, resume=resume, command=command)
+    recipe_text = saved_recipe_text(recipe, output_dir=output_dir)
+    changed = _check_same_recipe(plan, recipe_text) if plan.action == "resume" else []
     if dry_run:
-        check_output_dir(output_dir, overwrite=overwrite)
-        console.print(f"[green]✓[/] recipe valid; would {command} into {output_dir}")
+        _print_notes(plan.notes)
+        console.print(
+            f"[green]✓[/] recipe valid; would {command} into {escape(plan.describe())}", soft_wrap=True
+        )
         return {}
-    previous = prepare_output_dir(output_dir, overwrite=overwrite)
-    with replacing_previous_run(output_dir, previous):
+    _print_notes(plan.notes)
+
+    from transformers import set_seed
+
+    set_seed(training_args.seed)
+    with explained(recipe, "loading the data", training_args):
+        pipeline.split_datasets()
+    with explained(recipe, "setting up the model and trainer", training_args):
+        trainer = pipeline.trainer()
+
+    from unlearn_cli.outputs import run_record
+
+    record = run_record(command, recipe, training_args=training_args, extra={"output_dir": str(output_dir)})
+    claimed: RunFolder | None = None
+    try:
+        with run_folder(
+            output_dir, command=command, overwrite=overwrite, resume=resume, record=record, plan=plan
+        ) as folder:
+            claimed = folder
+            if plan.action != "resume":
+                folder.write_text(RECIPE_FILE, recipe_text)
+            elif changed:
+                folder.update(resumed_with_changes=changed)
+            manifest = _train(
+                command, recipe, pipeline, trainer, training_args, folder, stop, reference, overrides
+            )
+    except RunInterrupted as interrupted:
+        if not interrupted.graceful and is_main_process():
+            _report_abrupt_stop(interrupted, claimed, command, reference, overrides)
+            interrupted.reported = True
         if is_main_process():
-            write_resolved_recipe(output_dir, recipe.values)
-        set_seed(training_args.seed)
-        return _run(command, recipe, pipeline, training_args, output_dir)
+            _print_notes(interrupted.notes)
+        raise
+    if is_main_process():
+        _print_summary(manifest, folder)
+    if stop.deferred is not None:
+        console_err.print(
+            f"[yellow]{signal_name(stop.deferred)} arrived while the outputs were written; the run had "
+            "finished and is complete[/]",
+            highlight=False,
+        )
+    return manifest
 
 
 def _measured_splits(command: Command, pipeline: Any) -> dict[str, Any]:
@@ -120,74 +230,194 @@ def _measured_splits(command: Command, pipeline: Any) -> dict[str, Any]:
     return {name: splits[name] for name in ("forget", "retain") if name in splits}
 
 
-def _run(
-    command: Command, recipe: Any, pipeline: Any, training_args: Any, output_dir: Path
+def _train(
+    command: Command,
+    recipe: Any,
+    pipeline: Any,
+    trainer: Any,
+    training_args: Any,
+    folder: RunFolder,
+    stop: StopRequest,
+    reference: str,
+    overrides: list[str] | None,
 ) -> dict[str, Any]:
     from unlearn_cli.evals.nll import mean_answer_nll
+    from unlearn_cli.pipelines.callbacks import (
+        DivergenceGuard,
+        LossLog,
+        RecordCheckpoints,
+        RetainLossLimit,
+        StopOnSignal,
+    )
+    from unlearn_cli.pipelines.failures import explained
 
     started, clock = now(), time.perf_counter()
-    trainer_file = recipe.recipe.origin(("trainer",))
-    try:
-        trainer = pipeline.trainer()
-    except (ImportError, RuntimeError) as exc:
-        raise UserError(
-            f"cannot set up the trainer: {exc}",
-            file=trainer_file,
-            key="trainer.args",
-            hint="install the package it names, or change the setting that needs it (e.g. report_to)",
-        ) from None
-    trainer.add_callback(LossLog(output_dir / LOSS_LOG))
+    resume_from = folder.resume_from
+    resume_step = checkpoint_step(resume_from) if resume_from is not None else None
+    trainer.add_callback(LossLog(folder.path / LOSS_LOG, resume_step=resume_step, main=folder.main))
+    trainer.add_callback(RecordCheckpoints(folder))
+    on_signal = StopOnSignal(stop)
+    trainer.add_callback(on_signal)
+    limit = None
+    if recipe.run.stop_when_retain_loss_above is not None:
+        limit = RetainLossLimit(recipe.run.stop_when_retain_loss_above)
+        trainer.add_callback(limit)
+    guard = DivergenceGuard(trainer)
+    trainer.add_callback(guard)  # last: a diverged step must not be saved, whatever the others asked
+
     collator = pipeline.collator()
     measure = recipe.run.measure_answer_nll
     if measure is None:
         measure = command == "unlearn"
     measured = _measured_splits(command, pipeline) if measure else {}
     nll: dict[str, float] = {}
-    for name, dataset in measured.items():
-        nll[f"{name}_nll_before"] = mean_answer_nll(trainer.model, dataset, collator)
-    try:
-        result = trainer.train()
-    except ImportError as exc:
-        raise UserError(
-            f"training could not start: {exc}",
-            file=trainer_file,
-            key="trainer.args.optim",
-            hint='install the package it names, or choose another optimizer (e.g. optim = "adamw_torch")',
-        ) from None
-    for name, dataset in measured.items():
-        nll[f"{name}_nll_after"] = mean_answer_nll(trainer.model, dataset, collator)
+    with explained(recipe, "measuring the answers before training", training_args):
+        for name, dataset in measured.items():
+            nll[f"{name}_nll_before"] = mean_answer_nll(trainer.model, dataset, collator)
 
-    trainer.save_model(str(output_dir))
+    stop.phase = "training"
+    with explained(recipe, "training", training_args):
+        result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    stop.phase = "finishing"
+
+    if guard.divergence is not None:
+        raise _diverged(guard.divergence, folder, command, reference, overrides)
+    if on_signal.signum is not None:
+        if trainer.state.global_step < trainer.state.max_steps:
+            raise _interrupted(on_signal, folder, command, reference, overrides, trainer)
+        # the signal came with the last step: the run is complete, and its checkpoint is not needed
+        stop.deferred = on_signal.signum
+        made = list(folder.marker.get("interruption_checkpoints") or [])
+        folder.update(interruption_checkpoints=[*made, f"checkpoint-{on_signal.stopped_at}"])
+    if trainer.state.global_step == 0:
+        raise RunFailed(
+            "the run took no optimizer step: the training data gives no full batch",
+            key="trainer.args",
+            hint="check the number of items (see `unlearn inspect-data`) against per_device_train_batch_size "
+            "and dataloader_drop_last",
+        )
+
+    staging = folder.prepare_staging()
+    with explained(recipe, "saving the model", training_args):
+        trainer.save_model(str(staging))
+    with explained(recipe, "measuring the answers after training", training_args):
+        for name, dataset in measured.items():
+            nll[f"{name}_nll_after"] = mean_answer_nll(trainer.model, dataset, collator)
+
     splits = pipeline.split_datasets()
-    manifest = {
-        "command": command,
-        "run_name": recipe.run.name,
-        "recipe": str(recipe.recipe.source),
-        "trainer": recipe.trainer.component.name,
-        "method_args": _plain(recipe.trainer.method_args),
-        "seed": training_args.seed,
-        "data_seed": training_args.data_seed,
-        "started_at": started,
-        "finished_at": now(),
+    results: dict[str, Any] = {
+        "run_started_at": started,
         "wall_seconds": round(time.perf_counter() - clock, 2),
         "train_items": len(pipeline.train_dataset()),
         **{f"{split}_items": len(dataset) for split, dataset in splits.items() if split != "train"},
         "global_steps": trainer.state.global_step,
+        "max_steps": trainer.state.max_steps,
         "epochs": trainer.state.epoch,
         "final_loss": _last_logged(trainer.state.log_history, "loss"),
         "mean_train_loss": float(result.training_loss),
         **{f"final_{key}": _last_logged(trainer.state.log_history, key) for key in _term_keys(trainer)},
         **nll,
-        **environment_record(),
+        "seed": training_args.seed,
     }
+    if resume_from is not None:
+        results["resumed_from"] = resume_from.name
+    if limit is not None and limit.stopped is not None:
+        results["stopped_early"] = {
+            "step": limit.stopped.step,
+            "retain_loss": limit.stopped.retain_loss,
+            "limit": limit.stopped.limit,
+        }
+    folder.commit(**results)
+    interruption_checkpoints = list(folder.marker.get("interruption_checkpoints") or [])
+    if interruption_checkpoints and getattr(training_args.save_strategy, "value", None) == "no":
+        folder.remove_entries(interruption_checkpoints)  # made only to survive the interruption
+        folder.update(interruption_checkpoints=[])
+    return dict(folder.marker)
+
+
+def _diverged(divergence: Any, folder: RunFolder, command: str, reference: str, overrides: Any) -> RunFailed:
+    bad = divergence.bad_terms
+    shown = ", ".join(
+        f"{name}_loss = {value:.4g}"
+        for name, value in sorted(divergence.terms.items(), key=lambda item: item[0] not in bad)
+    )
+    if bad:
+        what = f"the {' and '.join(bad)} loss term{'s' if len(bad) > 1 else ''} became non-finite"
+    elif divergence.terms:
+        what = "the gradient became non-finite while the loss terms were still finite"
+    else:
+        what = "the loss or its gradient became non-finite"
+    checkpoints = folder.checkpoints()
+    kept = (
+        f"the last good checkpoint is {checkpoints[-1].name} in {folder.path}"
+        if checkpoints
+        else "no checkpoint had been saved (trainer.args.save_strategy), so nothing was kept"
+    )
+    folder.update(diverged={"step": divergence.step, "terms": divergence.terms, "bad_terms": bad})
+    return RunFailed(
+        f"training diverged at step {divergence.step}: {what}"
+        + (f" ({shown})" if shown else "")
+        + f"; {kept}",
+        hint="lower the learning rate, keep gradient clipping on (max_grad_norm), or stop earlier "
+        "(max_steps, or run.stop_when_retain_loss_above for unlearning); then start over with --overwrite",
+    )
+
+
+def _report_abrupt_stop(
+    interrupted: RunInterrupted, folder: RunFolder | None, command: str, reference: str, overrides: Any
+) -> None:
+    """What is left after a signal that stopped the run at once (during setup, or a second signal)."""
+    checkpoints = folder.checkpoints() if folder is not None else []
+    if folder is None:
+        kept = "nothing was written"
+    elif checkpoints:
+        kept = f"kept {checkpoints[-1]} (the last checkpoint saved before)"
+    else:
+        kept = (
+            f"no checkpoint had been saved; {folder.path} is marked interrupted and the next run replaces it"
+        )
+    console_err.print(
+        f"[yellow]interrupted ({escape(interrupted.message or str(interrupted))})[/], stopped at once: "
+        f"{escape(kept)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if checkpoints:
+        console_err.print(
+            f"resume with, from {escape(os.getcwd())}:\n  "
+            f"{escape(resume_command(command, reference, overrides))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _interrupted(
+    on_signal: Any, folder: RunFolder, command: str, reference: str, overrides: Any, trainer: Any
+) -> RunInterrupted:
+    name = signal_name(on_signal.signum)
+    step = on_signal.stopped_at
+    checkpoint = folder.path / f"checkpoint-{step}"
+    made = list(folder.marker.get("interruption_checkpoints") or [])
+    if checkpoint.name not in made:
+        made.append(checkpoint.name)
+    folder.update(interruption_checkpoints=made, last_checkpoint=checkpoint.name, global_step=step)
+    total = trainer.state.max_steps
     if is_main_process():
-        write_manifest(output_dir, manifest)
-        _print_summary(manifest, output_dir)
-    return manifest
-
-
-def _plain(method_args: Any) -> Any:
-    return method_args.model_dump() if hasattr(method_args, "model_dump") else dict(method_args)
+        console_err.print(
+            f"[yellow]interrupted by {name} at step {step} of {total}[/]: kept {escape(str(checkpoint))} "
+            "(model, "
+            "optimizer, scheduler, RNG states and data position)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        launcher = " (with the same launcher, e.g. scripts/train.sh)" if trainer.args.world_size > 1 else ""
+        console_err.print(
+            f"resume with{launcher}, from {escape(os.getcwd())}:\n  "
+            f"{escape(resume_command(command, reference, overrides))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return RunInterrupted(on_signal.signum, f"stopped by {name} at step {step}", graceful=True)
 
 
 def _term_keys(trainer: Any) -> list[str]:
@@ -221,7 +451,7 @@ SUMMARY_KEYS = (
 )
 
 
-def _print_summary(manifest: dict[str, Any], output_dir: Any) -> None:
+def _print_summary(manifest: dict[str, Any], folder: RunFolder) -> None:
     verb = "Training" if manifest["command"] == "train" else f"Unlearning ({manifest['trainer']})"
     table = Table(title=f"{verb} finished: {manifest['run_name']}", title_justify="left")
     table.add_column("what")
@@ -231,4 +461,14 @@ def _print_summary(manifest: dict[str, Any], output_dir: Any) -> None:
             value = manifest[key]
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
-    console.print(f"saved model, tokenizer, recipe.toml and manifest.json to [bold]{output_dir}[/]")
+    stopped = manifest.get("stopped_early")
+    if stopped:
+        console.print(
+            f"[yellow]stopped early[/] at step {stopped['step']}: retain loss {stopped['retain_loss']:.4f} "
+            f"passed run.stop_when_retain_loss_above = {stopped['limit']}",
+            highlight=False,
+        )
+    console.print(
+        f"saved model, tokenizer, recipe.toml and manifest.json to [bold]{escape(str(folder.path))}[/]",
+        soft_wrap=True,
+    )

@@ -3,6 +3,10 @@
 Resolved after merging and overrides, so a reference sees the final value. A string that is exactly one
 reference takes the referenced value with its type (`lr = "${base_lr}"` stays a float); references inside
 longer strings are formatted as text. `$${` writes a literal `${`.
+
+Values read from the environment may be secrets (`${env:HF_TOKEN}`): every key whose value came from an
+environment variable, directly or through another reference, is remembered with its source text in
+`MergedRecipe.env_references`, so saved and printed recipes show the reference instead of the value.
 """
 
 from __future__ import annotations
@@ -39,6 +43,12 @@ class _Resolver:
         self.recipe = recipe
         self.values = recipe.values
         self.done: dict[KeyPath, Any] = {}
+        self.env_references: dict[KeyPath, str] = {}
+        self.referenced: set[str] = set()
+        self._env_hit = False
+
+    def _from_env(self, path: KeyPath) -> bool:
+        return any(found[: len(path)] == path for found in self.env_references)
 
     def lookup(self, dotted: str, where: KeyPath, stack: tuple[KeyPath, ...]) -> Any:
         path = tuple(dotted.split("."))
@@ -53,13 +63,18 @@ class _Resolver:
                     or "references use the full dotted path from the top of the recipe",
                 )
             node = node[part]
-        return self.resolve(node, path, stack)
+        self.referenced.add(path[0])
+        value = self.resolve(node, path, stack)
+        if self._from_env(path):
+            self._env_hit = True
+        return value
 
     def expression(self, expr: str, where: KeyPath, stack: tuple[KeyPath, ...]) -> Any:
         expr = expr.strip()
         if expr.startswith("env:"):
             name, sep, default = expr[4:].partition(",")
             value = os.environ.get(name.strip())
+            self._env_hit = True
             if value is not None:
                 return value
             if sep:
@@ -97,6 +112,16 @@ class _Resolver:
         return result
 
     def string(self, text: str, path: KeyPath, stack: tuple[KeyPath, ...]) -> Any:
+        outer, self._env_hit = self._env_hit, False
+        try:
+            result = self._string(text, path, stack)
+        finally:
+            hit, self._env_hit = self._env_hit, outer or self._env_hit
+        if hit:
+            self.env_references[path] = text
+        return result
+
+    def _string(self, text: str, path: KeyPath, stack: tuple[KeyPath, ...]) -> Any:
         whole = _REFERENCE.fullmatch(text)
         if whole:
             return self.expression(whole.group(1), path, stack)
@@ -116,5 +141,9 @@ class _Resolver:
 
 
 def interpolate(recipe: MergedRecipe) -> None:
-    """Replace every reference in `recipe.values`, in place."""
-    recipe.values = _Resolver(recipe).resolve(recipe.values, ())
+    """Replace every reference in `recipe.values`, in place; remember which values came from the
+    environment (`recipe.env_references`) and which top-level keys are referenced (`recipe.referenced`)."""
+    resolver = _Resolver(recipe)
+    recipe.values = resolver.resolve(recipe.values, ())
+    recipe.env_references = resolver.env_references
+    recipe.referenced = resolver.referenced

@@ -123,6 +123,10 @@ class MergedRecipe:
     values: dict[str, Any]
     source: Path
     origins: dict[KeyPath, str] = field(default_factory=dict)
+    env_references: dict[KeyPath, str] = field(default_factory=dict)
+    """Keys whose value came from `${env:...}` (directly or through references), with their source text."""
+    referenced: set[str] = field(default_factory=set)
+    """Top-level keys some `${...}` refers to (a top-level value nothing refers to is a mistake)."""
 
     def origin(self, path: KeyPath) -> str:
         """The file (or 'command-line override') that set the key at `path` or its closest parent."""
@@ -241,7 +245,12 @@ def _load_layers(path: Path, chain: tuple[Path, ...]) -> MergedRecipe:
     """`load_merged` with the `_replace_` markers kept, so the result can be merged onto other bases."""
     if path in chain:
         cycle = " -> ".join(str(p) for p in (*chain, path))
-        raise UserError(f"`extends` forms a cycle: {cycle}", file=str(path), key="extends")
+        raise UserError(
+            f"`extends` forms a cycle: {cycle}",
+            file=str(path),
+            key="extends",
+            hint="a recipe cannot extend itself, directly or through its bases: remove one of these extends",
+        )
     raw = read_toml(path)
     extends = raw.pop("extends", [])
     if isinstance(extends, str):

@@ -9,24 +9,29 @@ All problems found are reported together, each with the file that set the key, i
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import inspect
+import math
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from unlearn_cli.errors import UserError, did_you_mean
+from unlearn_cli.errors import UnlearnWarning, UserError, did_you_mean
 from unlearn_cli.recipes.loading import KeyPath, MergedRecipe
 from unlearn_cli.registry import Catalog, Component
 from unlearn_cli.trainers.contract import TrainerContract, contract_of, method_args_model
 
 SECTIONS = ("run", "model", "data", "collator", "trainer", "vars")
 """Top-level tables a recipe may hold; other top-level keys must be plain values (free knobs)."""
+TOP_LEVEL_KEYS = ("extends", "plugins")
+"""Top-level keys with a meaning of their own; any other plain value is a knob that `${...}` must use."""
 
 INJECTED_ARGUMENTS: dict[str, frozenset[str]] = {
     "model": frozenset(),
@@ -42,14 +47,20 @@ TRAINER_MANAGED_ARGS = {
 
 
 class RunSection(BaseModel):
-    """`[run]`: what this run is called, where it writes, and its seed."""
+    """`[run]`: what this run is called, where it writes, its seed, and when an unlearning run stops early."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = "run"
-    output_dir: str | None = None
-    seed: int = 0
+    name: str = Field("run", min_length=1, description="the run's name (default folder: outputs/<name>)")
+    output_dir: str | None = Field(None, min_length=1, description="the run folder")
+    seed: int = Field(0, ge=0, description="seed of everything random (transformers, data pairing)")
     measure_answer_nll: bool | None = None
+    stop_when_retain_loss_above: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="unlearning only: stop once the logged retain loss exceeds this value (early stop)",
+    )
 
 
 class ModelSection(BaseModel):
@@ -173,9 +184,25 @@ class _Problems:
 def _type_name(annotation: Any) -> str:
     if annotation is inspect.Parameter.empty or annotation is Any:
         return "any value"
+    if typing.get_origin(annotation) is typing.Annotated:
+        base, *metadata = typing.get_args(annotation)
+        bounds = [_bound_text(item) for item in metadata]
+        shown = ", ".join(bound for bound in bounds if bound)
+        return f"{_type_name(base)} ({shown})" if shown else _type_name(base)
     if isinstance(annotation, type):
         return annotation.__name__
     return str(annotation).replace("typing.", "")
+
+
+def _bound_text(metadata: Any) -> str:
+    """'≥ 1' for a pydantic/annotated-types bound, '' for anything else."""
+    parts = []
+    for attribute in getattr(metadata, "metadata", None) or [metadata]:
+        for name, symbol in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")):
+            value = getattr(attribute, name, None)
+            if value is not None:
+                parts.append(f"{symbol} {value}")
+    return ", ".join(parts)
 
 
 _PLAIN_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "table", list: "list"}
@@ -207,6 +234,13 @@ def _union_problem(annotation: Any, given: Any) -> str:
     members = " or ".join(_plain_name(member) for member in _union_members(annotation))
     return f"Input should be a valid {members} (got {type(given).__name__} {given!r})"
 
+
+_BOUND_WORDS = {
+    "greater_than_equal": "at least",
+    "greater_than": "greater than",
+    "less_than_equal": "at most",
+    "less_than": "below",
+}
 
 _LONG_LIST = 30
 """Above this many valid names, listing them all in a hint buries the message: point to a reference."""
@@ -250,6 +284,15 @@ def _report_validation_error(
                     (*prefix, name),
                     hint=f"expected {_type_name(annotation)}",
                 )
+        elif item["type"] in _BOUND_WORDS and item.get("ctx"):
+            (limit,) = item["ctx"].values()
+            problems.add(
+                f"{loc[-1]} must be {_BOUND_WORDS[item['type']]} {limit}, got {item.get('input')!r}",
+                path,
+                hint=f"expected {_type_name(annotation)}"
+                if len(loc) == 1 and annotation is not Any
+                else f"give a value {_BOUND_WORDS[item['type']]} {limit}",
+            )
         else:
             given = item.get("input")
             problems.add(
@@ -259,12 +302,64 @@ def _report_validation_error(
             )
 
 
+class _KnownOrAny(dict):
+    """Names for evaluating one annotation: the module's and builtins, and `Any` for a name that is
+    neither (imported only under `if TYPE_CHECKING:`), so `dict[str, Tokenizer]` still checks a dict."""
+
+    def __init__(self, module_globals: dict[str, Any]) -> None:
+        super().__init__()
+        self.module_globals = module_globals
+        self.unknown: list[str] = []
+
+    def __missing__(self, name: str) -> Any:
+        if name in self.module_globals:
+            return self.module_globals[name]
+        if hasattr(builtins, name):
+            return getattr(builtins, name)
+        self.unknown.append(name)
+        return Any
+
+
 def _resolved_hints(handler: Any) -> dict[str, Any]:
+    """The handler's parameter annotations as types, also when some cannot be resolved.
+
+    `typing.get_type_hints` fails as a whole when one annotation names something imported only for type
+    checkers; then each annotation is evaluated on its own, unknown names standing for `Any` (so `int`
+    next to an unresolvable `PreTrainedTokenizerBase` is still checked). A parameter whose annotation
+    cannot be evaluated at all is checked as any value, and the recipe layer warns about it.
+    """
     target = handler.__init__ if inspect.isclass(handler) else handler
     try:
-        return typing.get_type_hints(target)
-    except Exception:  # unresolvable forward references: fall back to no type checks for them
-        return {}
+        return typing.get_type_hints(target, include_extras=True)
+    except Exception:
+        pass
+    module_globals = getattr(target, "__globals__", None) or vars(inspect.getmodule(target) or builtins)
+    hints: dict[str, Any] = {}
+    for name, annotation in (getattr(target, "__annotations__", None) or {}).items():
+        if not isinstance(annotation, str):
+            hints[name] = annotation
+            continue
+        namespace = _KnownOrAny(module_globals)
+        try:
+            hints[name] = eval(annotation, {"__builtins__": builtins}, namespace)
+        except Exception:
+            hints[name] = _UNRESOLVED
+    return hints
+
+
+_UNRESOLVED = object()
+"""An annotation that could not be evaluated: checked as any value, with a warning."""
+
+
+def _warn_unresolved(handler: Any, name: str, what: str) -> None:
+    target = handler.__init__ if inspect.isclass(handler) else handler
+    annotation = (getattr(target, "__annotations__", None) or {}).get(name)
+    warnings.warn(
+        f"{what}: the type hint of '{name}' ({annotation!r}) cannot be evaluated, so its value is not "
+        "type-checked; fix the annotation (or import what it names at run time)",
+        UnlearnWarning,
+        stacklevel=2,
+    )
 
 
 def handler_parameters(handler: Any, *, skip: frozenset[str] = frozenset()) -> list[inspect.Parameter]:
@@ -297,6 +392,11 @@ def validate_arguments(
     )
     hints = _resolved_hints(handler)
     annotations = {p.name: hints.get(p.name, Any) for p in parameters}
+    for name, annotation in list(annotations.items()):
+        if annotation is _UNRESOLVED:
+            annotations[name] = Any
+            if name in args:
+                _warn_unresolved(handler, name, what)
     for name in args:
         if name in skip:
             problems.add(
@@ -348,6 +448,79 @@ TRAINING_ARGUMENTS_REFERENCE = (
 )
 
 
+@dataclass(frozen=True)
+class Bound:
+    """A range a training argument must be in: `low` (inclusive unless `strict`), optional `high`."""
+
+    low: float
+    strict: bool = False
+    high: float | None = None
+    high_strict: bool = True
+    why: str = ""
+
+    def violated_by(self, value: float) -> bool:
+        if value < self.low or (self.strict and value == self.low):
+            return True
+        return self.high is not None and (value > self.high or (self.high_strict and value == self.high))
+
+    def text(self) -> str:
+        low = f"{'greater than' if self.strict else 'at least'} {_number(self.low)}"
+        if self.high is None:
+            return low
+        return f"{low} and {'below' if self.high_strict else 'at most'} {_number(self.high)}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+TRAINING_ARGUMENT_BOUNDS: dict[str, Bound] = {
+    "learning_rate": Bound(0, why="a negative rate would climb the loss"),
+    "per_device_train_batch_size": Bound(1, why="items per device per micro-batch"),
+    "per_device_eval_batch_size": Bound(1),
+    "gradient_accumulation_steps": Bound(1, why="micro-batches per optimizer step"),
+    "num_train_epochs": Bound(0, strict=True, why="0 epochs trains nothing; set max_steps for a step count"),
+    "warmup_steps": Bound(0),
+    "weight_decay": Bound(0),
+    "max_grad_norm": Bound(0, why="0 turns clipping off"),
+    "logging_steps": Bound(0, strict=True),
+    "save_steps": Bound(0, strict=True),
+    "eval_steps": Bound(0, strict=True),
+    "save_total_limit": Bound(1),
+    "adam_beta1": Bound(0, high=1),
+    "adam_beta2": Bound(0, high=1),
+    "adam_epsilon": Bound(0, strict=True),
+    "label_smoothing_factor": Bound(0, high=1),
+    "dataloader_num_workers": Bound(0),
+    "seed": Bound(0),
+    "data_seed": Bound(0),
+}
+"""Value ranges transformers or torch would otherwise reject mid-run (or accept and misbehave on)."""
+
+
+def check_training_argument_ranges(args: dict[str, Any], problems: _Problems, prefix: KeyPath) -> None:
+    """Every given training argument within its range; epochs or max_steps that train at least one step."""
+    for name, bound in TRAINING_ARGUMENT_BOUNDS.items():
+        value = args.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if name == "num_train_epochs" and isinstance(args.get("max_steps"), int) and args["max_steps"] > 0:
+            continue  # max_steps decides the length; epochs are ignored
+        if math.isnan(value) or bound.violated_by(value):
+            problems.add(
+                f"{name} must be {bound.text()}, got {value!r}",
+                (*prefix, name),
+                hint=bound.why or f"give a value {bound.text()}",
+            )
+    max_steps = args.get("max_steps")
+    if isinstance(max_steps, int) and not isinstance(max_steps, bool) and (max_steps == 0 or max_steps < -1):
+        problems.add(
+            f"max_steps must be at least 1 (or -1: train for num_train_epochs), got {max_steps}",
+            (*prefix, "max_steps"),
+            hint="set the number of optimizer steps, or remove max_steps to train for num_train_epochs",
+        )
+
+
 def validate_training_arguments(args: dict[str, Any], problems: _Problems, prefix: KeyPath) -> dict[str, Any]:
     """Check keys and value types of `trainer.args` against `transformers.TrainingArguments`.
 
@@ -373,7 +546,9 @@ def validate_training_arguments(args: dict[str, Any], problems: _Problems, prefi
             reference=TRAINING_ARGUMENTS_REFERENCE,
         )
         return args
-    return {name: getattr(validated, name) for name in args}
+    converted = {name: getattr(validated, name) for name in args}
+    check_training_argument_ranges(converted, problems, prefix)
+    return converted
 
 
 def _check_top_level(recipe: MergedRecipe, problems: _Problems) -> None:
@@ -385,6 +560,31 @@ def _check_top_level(recipe: MergedRecipe, problems: _Problems) -> None:
                 hint=did_you_mean(key, SECTIONS)
                 or f"sections are {', '.join(SECTIONS)}; put free tables of your own under [vars]",
             )
+        elif not isinstance(value, dict) and key in SECTIONS:
+            problems.add(f"[{key}] must be a table, got {type(value).__name__} {value!r:.60}", (key,))
+        elif not isinstance(value, dict) and key not in TOP_LEVEL_KEYS and key not in recipe.referenced:
+            meant = did_you_mean(key, (*TOP_LEVEL_KEYS, *SECTIONS))
+            if meant:  # a misspelt setting, not a knob
+                problems.add(f"unknown top-level key '{key}'", (key,), hint=meant)
+            else:
+                warnings.warn(
+                    f"{recipe.origin((key,))}: top-level key '{key}' is not used: no ${{{key}}} refers to it "
+                    "(top-level values are knobs for ${...} references)",
+                    UnlearnWarning,
+                    stacklevel=2,
+                )
+
+
+def _check_no_nan(value: Any, path: KeyPath, problems: _Problems) -> None:
+    """`nan` (valid TOML) is never a usable setting: it silently poisons every computation it enters."""
+    if isinstance(value, float) and math.isnan(value):
+        problems.add("nan is not a usable value", path, hint="write a number")
+    elif isinstance(value, dict):
+        for key, child in value.items():
+            _check_no_nan(child, (*path, key), problems)
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            _check_no_nan(child, (*path, str(index)), problems)
 
 
 def _section(model: type[BaseModel], value: Any, path: KeyPath, problems: _Problems) -> Any:
@@ -438,6 +638,36 @@ def _component(
     return ComponentSpec(kind, name, component, args, ".".join(path))
 
 
+PRETRAINED_KWARGS = (
+    "pretrained_model_name_or_path", "dtype", "torch_dtype", "attn_implementation", "revision",
+    "trust_remote_code", "device_map", "low_cpu_mem_usage", "quantization_config", "cache_dir",
+    "force_download", "local_files_only", "token", "subfolder", "use_safetensors", "variant", "max_memory",
+    "offload_folder", "tp_plan", "key_mapping", "use_cache", "rope_scaling", "max_position_embeddings",
+)  # fmt: skip
+TOKENIZER_KWARGS = (
+    "pretrained_model_name_or_path", "use_fast", "revision", "trust_remote_code", "padding_side",
+    "truncation_side", "eos_token", "pad_token", "bos_token", "unk_token", "model_max_length", "cache_dir",
+    "token", "subfolder", "add_bos_token", "add_eos_token", "chat_template", "legacy",
+)  # fmt: skip
+"""Well-known `from_pretrained` keywords: `model_args` / `tokenizer_args` pass any key on (a config
+override is legitimate), but a key one letter away from one of these is a typo, not a setting."""
+
+
+def _check_misspelt_passthrough(
+    args: dict[str, Any], prefix: KeyPath, known: tuple[str, ...], problems: _Problems
+) -> None:
+    for key in args:
+        if key in known:
+            continue
+        meant = did_you_mean(key, known)
+        if meant:
+            problems.add(
+                f"unknown key '{key}' in [{'.'.join(prefix)}]",
+                (*prefix, key),
+                hint=f"{meant} (other keys are passed to from_pretrained as they are)",
+            )
+
+
 def _validate_model(catalog: Catalog, value: Any, problems: _Problems) -> ModelSpec | None:
     section = _section(ModelSection, value, ("model",), problems)
     if section is None:
@@ -456,6 +686,8 @@ def _validate_model(catalog: Catalog, value: Any, problems: _Problems) -> ModelS
         prefix=("model",),
         what=f"model handler '{section.handler}'",
     )
+    for table, known in (("model_args", PRETRAINED_KWARGS), ("tokenizer_args", TOKENIZER_KWARGS)):
+        _check_misspelt_passthrough(getattr(section, table), ("model", table), known, problems)
     from unlearn_cli.data.template import TemplateArgs
 
     template_args = None
@@ -474,6 +706,7 @@ def validate_recipe(recipe: MergedRecipe, catalog: Catalog) -> ValidatedRecipe:
     problems = _Problems(recipe)
     values = recipe.values
     _check_top_level(recipe, problems)
+    _check_no_nan(values, (), problems)
     run = _section(RunSection, values.get("run", {}), ("run",), problems) or RunSection()
     validated = ValidatedRecipe(recipe=recipe, catalog=catalog, run=run)
 
@@ -487,7 +720,15 @@ def validate_recipe(recipe: MergedRecipe, catalog: Catalog) -> ValidatedRecipe:
     for split, datasets in data.items():
         if split == "anchor":
             continue  # checked against the trainer's contract
-        if not isinstance(datasets, dict) or not datasets:
+        if not isinstance(datasets, dict):
+            problems.add(
+                f"unknown key '{split}' in [data]: [data] holds `anchor` and one table per split",
+                ("data", split),
+                hint=did_you_mean(split, ("anchor",))
+                or f'splits are tables of named datasets, e.g. [data.{split}.MY_QA] handler = "QADataset"',
+            )
+            continue
+        if not datasets:
             problems.add(
                 'must be a table of named datasets, e.g. [data.train.MY_QA] handler = "QADataset"',
                 ("data", split),
@@ -517,6 +758,7 @@ def validate_recipe(recipe: MergedRecipe, catalog: Catalog) -> ValidatedRecipe:
     if "trainer" in values:
         validated.trainer = _validate_trainer(catalog, values["trainer"], problems)
     _check_contract(validated, problems)
+    _check_early_stop(validated, problems)
 
     problems.raise_if_any()
     return validated
@@ -591,7 +833,7 @@ def _check_contract(validated: ValidatedRecipe, problems: _Problems) -> None:
     contract = spec.contract
     trainer = spec.component.name
     data = validated.values.get("data", {}) if isinstance(validated.values.get("data"), dict) else {}
-    given = [split for split in data if split != "anchor"]
+    given = [split for split, value in data.items() if split != "anchor" and isinstance(value, dict)]
     for split in contract.splits:
         if split not in given:
             problems.add(
@@ -655,6 +897,21 @@ def _check_contract(validated: ValidatedRecipe, problems: _Problems) -> None:
             )
         else:
             validated.anchor = anchor
+
+
+def _check_early_stop(validated: ValidatedRecipe, problems: _Problems) -> None:
+    """`run.stop_when_retain_loss_above` needs a trainer that logs a retain loss."""
+    if validated.run.stop_when_retain_loss_above is None or validated.trainer is None:
+        return
+    contract = validated.trainer.contract
+    if contract.command != "unlearn" or "retain" not in contract.splits:
+        name = validated.trainer.component.name
+        problems.add(
+            f"trainer '{name}' has no retain loss to watch"
+            + (" (it is not an unlearning method)" if contract.command != "unlearn" else ""),
+            ("run", "stop_when_retain_loss_above"),
+            hint="remove it, or use a method with a retain term (e.g. GradDiff, NPO)",
+        )
 
 
 def _unused_split_hint(contract: TrainerContract, split: str) -> str:

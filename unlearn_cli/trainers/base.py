@@ -157,6 +157,10 @@ class _EpochPairing(TrainerCallback):
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(math.floor(state.epoch + 1e-6))
 
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # a resumed run logs term means over the steps since its checkpoint, as transformers does the loss
+        self.trainer._terms_logged_at = state.global_step
+
 
 FORGET_ONLY = TrainerContract(
     command="unlearn",
@@ -188,6 +192,7 @@ class UnlearningTrainer(FinetuneTrainer):
         if self.reference is not None and not (self.is_deepspeed_enabled or self.is_fsdp_enabled):
             self.reference.to(self.args.device)
         self._term_sums: dict[str, torch.Tensor] = {}
+        self._step_terms: dict[str, torch.Tensor] = {}
         self._terms_logged_at = 0
         self.add_callback(_EpochPairing(self))
 
@@ -277,8 +282,15 @@ class UnlearningTrainer(FinetuneTrainer):
             for name, value in terms.items():
                 detached = value.detach() * counts.scale
                 self._term_sums[name] = self._term_sums.get(name, torch.zeros_like(detached)) + detached
+                self._step_terms[name] = self._step_terms.get(name, torch.zeros_like(detached)) + detached
         loss = loss * counts.scale
         return (loss, None) if return_outputs else loss
+
+    def pop_step_terms(self) -> dict[str, torch.Tensor]:
+        """Each term summed over the micro-batches since the last call (once per optimizer step: the
+        run's divergence guard reads them to name the term that stopped being finite)."""
+        terms, self._step_terms = self._step_terms, {}
+        return terms
 
     def floating_point_ops(self, inputs: dict[str, Any]) -> int:
         if "input_ids" in inputs:
