@@ -32,7 +32,6 @@ UNLEARN = [
     f'data.forget.authors_forget.args.hf_args.path="{SMALL}"',
     f'data.retain.authors_retain.args.hf_args.path="{SMALL}"',
     "trainer.handler=GradDiff",
-    "~trainer.method_args.beta",
     "trainer.args.per_device_train_batch_size=1",
     "trainer.args.num_train_epochs=2",
     "run.measure_answer_nll=false",

@@ -50,12 +50,14 @@ OFFLINE = [
 
 
 def test_the_walkthrough_method_validates_and_shows_its_arguments(run_unlearn, walkthrough: Path) -> None:
-    result = run_unlearn("recipe", "validate", str(walkthrough))
+    result = run_unlearn("recipe", "validate", str(walkthrough), "--recipe-only")
     assert result.code == 0, result.stderr
     shown = run_unlearn("registry", "show", "Surprise", "--plugin", "my_lab.surprise")
     assert shown.code == 0, shown.stderr
     assert "power" in shown.stdout and "how much more surprising tokens weigh" in shown.stdout
-    wrong = run_unlearn("recipe", "validate", str(walkthrough), "trainer.method_args.power=-1")
+    wrong = run_unlearn(
+        "recipe", "validate", str(walkthrough), "trainer.method_args.power=-1", "--recipe-only"
+    )
     assert wrong.code == 2 and "trainer.method_args.power" in wrong.stderr
 
 

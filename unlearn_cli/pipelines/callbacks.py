@@ -16,8 +16,6 @@ from transformers import TrainerCallback
 
 from unlearn_cli.interrupt import StopRequest
 
-LOGGED_KEYS = ("loss", "learning_rate", "grad_norm")
-
 
 def _any_rank(flags: list[float], device: Any) -> list[float]:
     """Element-wise maximum of `flags` over every rank (the same list when not distributed)."""
@@ -39,7 +37,8 @@ def _logged_step(line: str) -> int | None:
 
 
 class LossLog(TrainerCallback):
-    """Append every logged training step (total loss, each loss term, learning rate, grad norm) as JSON.
+    """Append every logged training step as JSON: total loss, each loss term, learning rate, grad norm and
+    whatever else the method logs with them (e.g. PDU's `retain_weight`).
 
     A resumed run first drops the lines written after its checkpoint, so the log reads as one run.
     """
@@ -60,7 +59,7 @@ class LossLog(TrainerCallback):
         if not state.is_world_process_zero or not logs or "loss" not in logs:
             return
         record: dict[str, Any] = {"step": state.global_step, "epoch": state.epoch}
-        record.update({k: v for k, v in logs.items() if k in LOGGED_KEYS or k.endswith("_loss")})
+        record.update({k: v for k, v in logs.items() if isinstance(v, int | float) and k != "epoch"})
         with self.path.open("a", encoding="utf-8") as log:
             log.write(json.dumps(record) + "\n")
 

@@ -46,8 +46,8 @@ class UnlearningArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    gamma: float = Field(1.0, description="weight of the forget term")
-    alpha: float = Field(1.0, description="weight of the retain term")
+    gamma: float = Field(1.0, ge=0, allow_inf_nan=False, description="weight of the forget term")
+    alpha: float = Field(1.0, ge=0, allow_inf_nan=False, description="weight of the retain term")
     retain_loss_type: Literal["NLL", "KL"] = Field(
         "NLL", description="retain term: NLL of retain answers, or KL to the reference model on them"
     )
@@ -141,7 +141,7 @@ def model_inputs(part: Mapping[str, Any]) -> dict[str, Any]:
     return {key: part[key] for key in MODEL_INPUTS if key in part}
 
 
-class _EpochPairing(TrainerCallback):
+class _TrainerBookkeeping(TrainerCallback):
     """Tell the forget/retain dataset which epoch starts, so its pairing is a function of (seed, epoch); and
     count logged term means from the step training starts at (a resumed run starts past step 0)."""
 
@@ -156,10 +156,6 @@ class _EpochPairing(TrainerCallback):
         dataset = self.trainer.train_dataset
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(math.floor(state.epoch + 1e-6))
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        # a resumed run logs term means over the steps since its checkpoint, as transformers does the loss
-        self.trainer._terms_logged_at = state.global_step
 
 
 FORGET_ONLY = TrainerContract(
@@ -194,7 +190,7 @@ class UnlearningTrainer(FinetuneTrainer):
         self._term_sums: dict[str, torch.Tensor] = {}
         self._step_terms: dict[str, torch.Tensor] = {}
         self._terms_logged_at = 0
-        self.add_callback(_EpochPairing(self))
+        self.add_callback(_TrainerBookkeeping(self))
 
     # --- what a method declares ----------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ def satimp_loss(
 class SatImpArgs(UnlearningArgs):
     beta1: float = Field(5.0, ge=0, description="exponent of the saturation weight p^beta1")
     beta2: float = Field(1.0, ge=0, description="exponent of the importance weight (1 - p)^beta2")
-    gamma: float = Field(0.1, description="weight of the forget term")
+    gamma: float = Field(0.1, ge=0, allow_inf_nan=False, description="weight of the forget term")
 
 
 @register("trainer", "SatImp")

@@ -42,7 +42,7 @@ def simnpo_loss(
 class SimNPOArgs(UnlearningArgs):
     delta: float = Field(0.0, description="reward margin γ of the paper, subtracted after scaling by beta")
     beta: float = Field(4.5, gt=0, description="inverse temperature of the length-normalised preference loss")
-    gamma: float = Field(0.125, description="weight of the forget term")
+    gamma: float = Field(0.125, ge=0, allow_inf_nan=False, description="weight of the forget term")
 
 
 @register("trainer", "SimNPO")

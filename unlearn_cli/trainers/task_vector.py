@@ -33,7 +33,7 @@ def negated_task_vector(initial: torch.Tensor, reinforced: torch.Tensor, alpha: 
 class TaskVectorArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    alpha: float = Field(1.0, description="scale of the subtracted task vector")
+    alpha: float = Field(1.0, allow_inf_nan=False, description="scale of the subtracted task vector")
 
 
 @register("trainer", "TaskVector")

@@ -40,7 +40,9 @@ def undial_loss(
 
 class UNDIALArgs(UnlearningArgs):
     beta: float = Field(10.0, ge=0, description="how far the true token's reference logit is lowered")
-    alpha: float = Field(0.0, description="weight of the retain term (0: no retain forward pass)")
+    alpha: float = Field(
+        0.0, ge=0, allow_inf_nan=False, description="weight of the retain term (0: no retain forward pass)"
+    )
 
 
 @register("trainer", "UNDIAL")
