@@ -30,7 +30,13 @@ def _description(path: Path) -> str:
 @app.command("list")
 def list_recipes() -> None:
     """The packaged recipes (use their names wherever a recipe is expected)."""
-    from unlearn_cli.recipes.loading import packaged_recipe_names, packaged_recipe_path, packaged_recipes_root
+    from unlearn_cli.recipes.loading import (
+        packaged_accelerate_config_names,
+        packaged_accelerate_config_path,
+        packaged_recipe_names,
+        packaged_recipe_path,
+        packaged_recipes_root,
+    )
 
     table = Table(title=f"Packaged recipes ({packaged_recipes_root()})")
     table.add_column("name", no_wrap=True)
@@ -39,6 +45,14 @@ def list_recipes() -> None:
         path = packaged_recipe_path(name)
         table.add_row(name, escape(_description(path)) if path else "")
     console.print(table)
+    configs = Table(title="Accelerate configs (ACCELERATE_CONFIG=NAME scripts/finetune.sh ...)")
+    configs.add_column("name", no_wrap=True)
+    configs.add_column("description", overflow="fold")
+    for name in packaged_accelerate_config_names():
+        path = packaged_accelerate_config_path(name)
+        configs.add_row(name, escape(_description(path)) if path else "")
+    if configs.row_count:
+        console.print(configs)
 
 
 @app.command("show")
@@ -86,14 +100,19 @@ def validate(
 
 @app.command("cp")
 def copy(
-    name: str = typer.Argument(..., help="A packaged recipe name (see `unlearn recipe list`)."),
+    name: str = typer.Argument(..., help="A packaged recipe or accelerate config (`unlearn recipe list`)."),
     destination: Path = typer.Argument(..., help="A file path or an existing folder."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing file."),
 ) -> None:
-    """Copy a packaged recipe to edit it. Its `extends` still name packaged recipes, so it works anywhere."""
-    from unlearn_cli.recipes.loading import locate_recipe, packaged_recipe_path
+    """Copy a packaged recipe (or accelerate config) to edit it. Its `extends` still name packaged recipes,
+    so it works anywhere."""
+    from unlearn_cli.recipes.loading import (
+        locate_recipe,
+        packaged_accelerate_config_path,
+        packaged_recipe_path,
+    )
 
-    source = packaged_recipe_path(name) or locate_recipe(name)
+    source = packaged_recipe_path(name) or packaged_accelerate_config_path(name) or locate_recipe(name)
     target = destination / source.name if destination.is_dir() else destination
     if target.is_dir():
         raise UserError(

@@ -22,6 +22,12 @@ def train(
         "--dry-run",
         help="Only validate the recipe, training arguments and output folder; train nothing.",
     ),
+    merge: bool = typer.Option(
+        False,
+        "--merge",
+        help="With a [model.peft] adapter: also save the base model with the adapter merged in "
+        "(<output folder>/merged, loads with plain transformers).",
+    ),
 ) -> None:
     """Fine-tune: build tokenizer, datasets, collator, model and trainer from RECIPE, train, and save.
 
@@ -31,4 +37,4 @@ def train(
     """
     from unlearn_cli.pipelines.run import run_training
 
-    run_training(recipe, overrides, overwrite=overwrite, dry_run=dry_run)
+    run_training(recipe, overrides, overwrite=overwrite, dry_run=dry_run, merge=merge)

@@ -22,6 +22,12 @@ def unlearn(
         "--dry-run",
         help="Only validate the recipe, training arguments and output folder; change no weights.",
     ),
+    merge: bool = typer.Option(
+        False,
+        "--merge",
+        help="With a [model.peft] adapter: also save the base model with the adapter merged in "
+        "(<output folder>/merged, loads with plain transformers).",
+    ),
 ) -> None:
     """Unlearn: run the recipe's method (NPO, GradDiff, ...) on [data.forget] while keeping [data.retain].
 
@@ -32,4 +38,4 @@ def unlearn(
     """
     from unlearn_cli.pipelines.run import run_unlearning
 
-    run_unlearning(recipe, overrides, overwrite=overwrite, dry_run=dry_run)
+    run_unlearning(recipe, overrides, overwrite=overwrite, dry_run=dry_run, merge=merge)

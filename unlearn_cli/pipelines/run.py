@@ -17,6 +17,8 @@ from transformers import TrainerCallback
 
 from unlearn_cli.console import console
 from unlearn_cli.errors import UserError
+from unlearn_cli.launch import launch_record
+from unlearn_cli.models.adapters import check_merge, save_merged
 from unlearn_cli.outputs import (
     check_output_dir,
     environment_record,
@@ -66,17 +68,27 @@ def _check_command(recipe: Any, command: Command) -> None:
 
 
 def run_training(
-    reference: str, overrides: list[str] | None, *, overwrite: bool, dry_run: bool = False
+    reference: str,
+    overrides: list[str] | None,
+    *,
+    overwrite: bool,
+    dry_run: bool = False,
+    merge: bool = False,
 ) -> dict[str, Any]:
     """`unlearn train`: validate, build, fine-tune, save; returns the run manifest (empty for a dry run)."""
-    return run("train", reference, overrides, overwrite=overwrite, dry_run=dry_run)
+    return run("train", reference, overrides, overwrite=overwrite, dry_run=dry_run, merge=merge)
 
 
 def run_unlearning(
-    reference: str, overrides: list[str] | None, *, overwrite: bool, dry_run: bool = False
+    reference: str,
+    overrides: list[str] | None,
+    *,
+    overwrite: bool,
+    dry_run: bool = False,
+    merge: bool = False,
 ) -> dict[str, Any]:
     """`unlearn unlearn`: validate, build, unlearn, save; returns the run manifest (empty for a dry run)."""
-    return run("unlearn", reference, overrides, overwrite=overwrite, dry_run=dry_run)
+    return run("unlearn", reference, overrides, overwrite=overwrite, dry_run=dry_run, merge=merge)
 
 
 def run(
@@ -87,9 +99,11 @@ def run(
     overwrite: bool,
     dry_run: bool = False,
     pipeline: Any = None,
+    merge: bool = False,
 ) -> dict[str, Any]:
     """Validate the recipe, assemble the run in the container, train, save; `pipeline` replaces the
-    container built from the recipe (tests pass one with providers overridden)."""
+    container built from the recipe (tests pass one with providers overridden). `merge`: a PEFT run also
+    saves its base model with the adapter merged in (`<output_dir>/merged`)."""
     from transformers import set_seed
 
     from unlearn_cli.container import pipeline_for
@@ -98,6 +112,7 @@ def run(
     recipe = pipeline.recipe() if pipeline is not None else load_recipe(reference, overrides)
     recipe.require("model", "collator", "trainer", command=command)
     _check_command(recipe, command)
+    check_merge(recipe, merge)
     pipeline = pipeline if pipeline is not None else pipeline_for(recipe)
     output_dir = pipeline.output_dir()
     training_args = pipeline.training_args()  # before the folder: transformers may refuse them
@@ -110,7 +125,7 @@ def run(
         if is_main_process():
             write_resolved_recipe(output_dir, recipe.values)
         set_seed(training_args.seed)
-        return _run(command, recipe, pipeline, training_args, output_dir)
+        return _run(command, recipe, pipeline, training_args, output_dir, merge=merge)
 
 
 def _measured_splits(command: Command, pipeline: Any) -> dict[str, Any]:
@@ -121,7 +136,7 @@ def _measured_splits(command: Command, pipeline: Any) -> dict[str, Any]:
 
 
 def _run(
-    command: Command, recipe: Any, pipeline: Any, training_args: Any, output_dir: Path
+    command: Command, recipe: Any, pipeline: Any, training_args: Any, output_dir: Path, merge: bool = False
 ) -> dict[str, Any]:
     from unlearn_cli.evals.nll import mean_answer_nll
 
@@ -158,6 +173,7 @@ def _run(
         nll[f"{name}_nll_after"] = mean_answer_nll(trainer.model, dataset, collator)
 
     trainer.save_model(str(output_dir))
+    merged = save_merged(recipe, pipeline.tokenizer(), output_dir) if merge and is_main_process() else None
     splits = pipeline.split_datasets()
     manifest = {
         "command": command,
@@ -179,6 +195,7 @@ def _run(
         **{f"final_{key}": _last_logged(trainer.state.log_history, key) for key in _term_keys(trainer)},
         **nll,
         **environment_record(),
+        **launch_record(trainer, merged=merged),
     }
     if is_main_process():
         write_manifest(output_dir, manifest)
