@@ -18,6 +18,9 @@ steps read, both parts of a forget/retain pair.
 
 Run: ``python benchmarks/memory.py`` (``--device cuda --precision bf16 --attn sdpa`` on a GPU; ``--only
 NAME`` for some runs; ``--epochs``). Not a test: `docs/distributed.md` records one run.
+
+``--arithmetic`` prints instead the per-GPU memory of real models' weights, gradients, optimizer states and
+reference under each setup (parameters × bytes, from the models' published shapes), without running anything.
 """
 
 from __future__ import annotations
@@ -161,6 +164,57 @@ def child(name: str, device: str, precision: str, attn: str, epochs: int) -> dic
     }
 
 
+# Published shapes: vocabulary, hidden, MLP, layers, heads, key/value heads, head size, tied embeddings.
+SHAPES = {
+    "Llama-3.2-1B": (128256, 2048, 8192, 16, 32, 8, 64, True),
+    "Llama-3.2-3B": (128256, 3072, 8192, 28, 24, 8, 128, True),
+    "Llama-3.1-8B": (128256, 4096, 14336, 32, 32, 8, 128, False),
+}
+LORA_RANK = 16
+
+
+def _counts(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(all parameters, LoRA parameters with rank LORA_RANK on every linear layer of every block)."""
+    vocab, hidden, mlp, layers, heads, kv_heads, head, tied = shape
+    linear = [
+        (hidden, heads * head),  # q
+        (hidden, kv_heads * head),  # k
+        (hidden, kv_heads * head),  # v
+        (heads * head, hidden),  # o
+        (hidden, mlp),  # gate
+        (hidden, mlp),  # up
+        (mlp, hidden),  # down
+    ]
+    block = sum(a * b for a, b in linear) + 2 * hidden
+    total = vocab * hidden * (1 if tied else 2) + layers * block + hidden
+    lora = layers * sum(LORA_RANK * (a + b) for a, b in linear)
+    return total, lora
+
+
+def arithmetic() -> None:
+    """Per-GPU GiB for weights + gradients + optimizer states (+ reference), activations not included."""
+    gib = 2**30
+    print(
+        f"GiB per GPU, activations not included; LoRA rank {LORA_RANK} on every linear layer of every block\n"
+    )
+    print(
+        "| model | parameters | full, AdamW | + reference copy | 8-bit AdamW | ZeRO-3 ×8 + reference |",
+        end="",
+    )
+    print(" LoRA | LoRA adapter parameters |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, shape in SHAPES.items():
+        total, lora = _counts(shape)
+        full = total * (2 + 2 + 4)  # bf16 weights and gradients, AdamW's two moments in bf16
+        eight_bit = total * (2 + 2 + 2)  # two one-byte moments
+        zero3 = total * (16 + 2) / 8  # DeepSpeed: bf16 weights and gradients, fp32 master and moments; copy
+        adapter = total * 2 + lora * 16  # frozen bf16 base; fp32 adapter, its gradients and moments
+        print(
+            f"| {name} | {total / 1e9:.2f} B | {full / gib:.1f} | {(full + 2 * total) / gib:.1f} | "
+            f"{eight_bit / gib:.1f} | {zero3 / gib:.1f} | {adapter / gib:.1f} | {lora / 1e6:.1f} M |"
+        )
+
+
 def _size(value: int) -> str:
     if value < 2**10:
         return f"{value} B"
@@ -178,8 +232,12 @@ def main() -> None:
     parser.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--only", nargs="*", help="run names (default: all)")
+    parser.add_argument("--arithmetic", action="store_true", help="print the real-model arithmetic only")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.arithmetic:
+        arithmetic()
+        return
     if args.child:
         print(json.dumps(child(args.child, args.device, args.precision, args.attn, args.epochs)))
         return
