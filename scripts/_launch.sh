@@ -89,6 +89,9 @@ unlearn_launch() {
   args+=("${extra[@]}")
   if [ "$GPUS" -eq 0 ] && [ "$processes" -gt 1 ]; then
     export ACCELERATE_USE_CPU=true # CPU ranks with gloo; without it each rank would train alone
+    if [ -n "$CONFIG" ] && grep -Eq '^distributed_type: *(FSDP|DEEPSPEED)' "$CONFIG"; then
+      echo "warning: no CUDA GPU here: the CPU ranks run plain data parallel, not $(basename "$CONFIG")'s engine" >&2
+    fi
   fi
   export UNLEARN_ACCELERATE_CONFIG=$CONFIG # accelerate does not tell the ranks; the manifest records it
 

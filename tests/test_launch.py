@@ -288,3 +288,25 @@ def test_ranks_prepare_in_turn_and_share_an_even_split(tmp_path: Path) -> None:
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     assert [r["asked"] for r in results] == [[[0, 1]], [[2, 3]], [[4, 4]]]
     assert all(r["shared"] == [0.0, 10.0, 20.0, 30.0, 40.0] for r in results)
+
+
+def test_a_merge_after_a_zero3_run_loads_its_model_whole() -> None:
+    """Under ZeRO-3 every load is partitioned (a collective); rank 0 merging alone must load whole."""
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    from unlearn_cli.distributed import loading_whole, zero3_enabled
+
+    class Zero3Config:  # what TrainingArguments registers under a ZeRO-3 launch, as transformers reads it
+        def is_zero3(self) -> bool:
+            return True
+
+    config = Zero3Config()
+    hf_deepspeed.set_hf_deepspeed_config(config)
+    try:
+        assert zero3_enabled()
+        with loading_whole():
+            assert not zero3_enabled()
+        assert zero3_enabled()
+    finally:
+        hf_deepspeed.unset_hf_deepspeed_config()
+    assert not zero3_enabled()

@@ -107,6 +107,23 @@ def whole_weights(model: Any) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def loading_whole() -> Iterator[None]:
+    """Models loaded in the body are whole, also in a ZeRO-3 run (whose loads are otherwise partitioned, a
+    collective every rank would have to join): for one process's work after training, such as merging."""
+    if not zero3_enabled():
+        yield
+        return
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    config = hf_deepspeed._hf_deepspeed_config_weak_ref()  # what a run's TrainingArguments registered
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_deepspeed.set_hf_deepspeed_config(config)
+
+
 def deepspeed_inference_engine(model: Any, accelerator: Any) -> Any:
     """Under ZeRO-3, a frozen model as a DeepSpeed engine for forwards only, partitioned like the trained one.
 

@@ -33,7 +33,7 @@ def train(
 
     Saves the model and tokenizer (safetensors), the resolved recipe (recipe.toml) and a run manifest
     (manifest.json) into the run's output folder. Multi-GPU: `accelerate launch -m unlearn_cli.cli train ...`
-    (see scripts/train.sh).
+    (see scripts/finetune.sh and docs/distributed.md).
     """
     from unlearn_cli.pipelines.run import run_training
 

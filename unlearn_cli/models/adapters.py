@@ -179,8 +179,10 @@ def adapter_record(model: Any) -> dict[str, Any] | None:
         return None
     config = model.peft_config.get("default") or next(iter(model.peft_config.values()))
     record = json.loads(json.dumps(config.to_dict(), default=_plain))
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    # under ZeRO-3 a parameter's own numel is its local shard's; ds_numel is the whole
+    sizes = [(getattr(p, "ds_numel", p.numel()), p.requires_grad) for p in model.parameters()]
+    trainable = sum(size for size, trains in sizes if trains)
+    total = sum(size for size, _ in sizes)
     return {"config": record, "trainable_parameters": trainable, "total_parameters": total}
 
 
@@ -209,9 +211,11 @@ def save_merged(recipe: Any, tokenizer: Any, adapter_dir: Path) -> Path:
     (FSDP, ZeRO-3) no process holds the whole model, while the saved adapter is complete.
     """
     from unlearn_cli.container import build_model
+    from unlearn_cli.distributed import loading_whole
 
     peft = _peft()
-    base = build_model(recipe, tokenizer)
+    with loading_whole():
+        base = build_model(recipe, tokenizer)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # peft notes that the base model is now modified in place
         merged = peft.PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
