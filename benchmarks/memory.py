@@ -37,7 +37,7 @@ from typing import Any
 FORGET_DATA = "builtin://fictitious-authors"  # 20 authors × 10 facts: forget10 = 20 items, retain90 = 180
 ALL_LINEAR = '["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]'
 LORA = f'model.peft={{peft_type="LORA", r=8, lora_alpha=16, target_modules={ALL_LINEAR}}}'
-CHECKPOINTING = "trainer.args.gradient_checkpointing=true"
+CHECKPOINTING = "trainer.args.activation_checkpointing=true"
 NPO = ["finetuned_model=builtin://tiny-llama"]
 
 PROFILED_STEPS = 3

@@ -79,10 +79,11 @@ def _one_step(tmp_path: Path, *overrides: str) -> tuple[float, dict[str, torch.T
     return loss, {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
 
 
-def test_gradient_checkpointing_leaves_the_update_unchanged(tmp_path: Path) -> None:
+def test_activation_checkpointing_leaves_the_update_unchanged(tmp_path: Path) -> None:
     """Recomputing activations in the backward pass trades time for memory, never the result."""
     plain_loss, plain = _one_step(tmp_path / "plain")
-    checkpointed_loss, checkpointed = _one_step(tmp_path / "ckpt", "trainer.args.gradient_checkpointing=true")
+    checkpointing = "trainer.args.activation_checkpointing=true"
+    checkpointed_loss, checkpointed = _one_step(tmp_path / "ckpt", checkpointing)
     assert checkpointed_loss == pytest.approx(plain_loss, rel=1e-6)
     for name, weight in plain.items():
         torch.testing.assert_close(checkpointed[name], weight, rtol=1e-5, atol=1e-6, msg=name)

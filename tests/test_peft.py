@@ -85,13 +85,13 @@ def test_target_modules_the_model_lacks_name_the_ones_it_has() -> None:
 
 
 @pytest.mark.parametrize("reentrant", [True, False])
-def test_every_lora_b_trains_under_gradient_checkpointing(tmp_path: Path, reentrant: bool) -> None:
+def test_every_lora_b_trains_under_activation_checkpointing(tmp_path: Path, reentrant: bool) -> None:
     """The trap of the reference framework: adapters inside checkpointed layers getting no gradient."""
     overrides = [
         *FINETUNE,
         LORA,
-        "trainer.args.gradient_checkpointing=true",
-        f"trainer.args.gradient_checkpointing_kwargs={{use_reentrant={str(reentrant).lower()}}}",
+        "trainer.args.activation_checkpointing=true",
+        f"trainer.args.activation_checkpointing_kwargs={{use_reentrant={str(reentrant).lower()}}}",
         "trainer.args.max_steps=3",
         f"run.output_dir={tmp_path}",
     ]

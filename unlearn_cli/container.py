@@ -259,9 +259,10 @@ def build_trained_model(recipe: ValidatedRecipe, base_model: Any) -> Any:
 def _check_adapter_reference(recipe: ValidatedRecipe, model: Any) -> None:
     from unlearn_cli.models.adapters import check_reference_source, is_peft_model
 
-    if is_peft_model(model) and getattr(recipe.model, "peft", None) is not None:
+    config = getattr(recipe.model, "peft", None)
+    if is_peft_model(model) and config is not None:
         try:
-            check_reference_source(recipe.model.peft)
+            check_reference_source(config)
         except UserError as exc:
             raise _located_in_recipe(exc, recipe) from None
 
@@ -319,7 +320,7 @@ def build_reference_log_probs(
     result = {}
     with whole_weights(model), adapter_disabled(model):
         for split, paths in by_split.items():
-            compute = partial(
+            score = partial(
                 compute_reference_log_probs,
                 model,
                 split_datasets[split],
@@ -328,10 +329,7 @@ def build_reference_log_probs(
                 device=training_args.device,
                 batch_size=training_args.per_device_eval_batch_size,
             )
-            count = len(split_datasets[split])
-            result[split] = share_across_ranks(
-                count, lambda indices, c=compute: c(indices=indices), training_args.device
-            )
+            result[split] = share_across_ranks(len(split_datasets[split]), score, training_args.device)
     return result
 
 

@@ -58,21 +58,21 @@ def prepared_once() -> Iterator[None]:
 
 
 def share_across_ranks(
-    count: int, compute: Callable[[list[int]], dict[Key, Any]], device: Any = None
+    count: int, compute: Callable[..., dict[Key, Any]], device: Any = None
 ) -> dict[Key, Any]:
-    """`compute(indices)` for items 0..count-1, each rank computing an equal share; all of it on every rank.
+    """`compute(indices=...)` over items 0..count-1, each rank computing an equal share; all of it everywhere.
 
     `compute` returns, per key, a tensor with one row per index it was given. The last share is padded by
     repeating the last item, so every rank makes the same number of forward passes; padding is dropped.
     """
     rank, world = rank_and_world()
     if world == 1 or count == 0:
-        return compute(list(range(count)))
+        return compute(indices=list(range(count)))
     import torch
     import torch.distributed as dist
 
     share = -(-count // world)
-    local = compute([min(index, count - 1) for index in range(rank * share, (rank + 1) * share)])
+    local = compute(indices=[min(index, count - 1) for index in range(rank * share, (rank + 1) * share)])
     gathered: dict[Key, Any] = {}
     for key in sorted(local, key=repr):
         tensor = local[key].to(device).contiguous()
@@ -116,7 +116,8 @@ def loading_whole() -> Iterator[None]:
         return
     from transformers.integrations import deepspeed as hf_deepspeed
 
-    config = hf_deepspeed._hf_deepspeed_config_weak_ref()  # what a run's TrainingArguments registered
+    reference = hf_deepspeed._hf_deepspeed_config_weak_ref
+    config = reference() if reference is not None else None  # what the run's TrainingArguments registered
     hf_deepspeed.unset_hf_deepspeed_config()
     try:
         yield

@@ -82,7 +82,7 @@ def _engine_record(trainer: Any) -> dict[str, Any]:
     record: dict[str, Any] = {
         "distributed_type": str(getattr(state.distributed_type, "value", state.distributed_type)),
         "mixed_precision": str(trainer.accelerator.mixed_precision),
-        "gradient_checkpointing": bool(trainer.args.gradient_checkpointing),
+        "activation_checkpointing": bool(getattr(trainer.args, "activation_checkpointing", False)),
     }
     deepspeed = getattr(state, "deepspeed_plugin", None)
     if deepspeed is not None:
