@@ -41,6 +41,8 @@ def test_wheel_contains_recipes_and_assets(wheel: Path) -> None:
     for recipe in sorted(REPO.glob("recipes/**/*.toml")):
         relative = recipe.relative_to(REPO / "recipes").as_posix()
         assert f"unlearn_cli/_packaged_recipes/{relative}" in names
+    for config in sorted(REPO.glob("recipes/accelerate/*.yaml")):
+        assert f"unlearn_cli/_packaged_recipes/accelerate/{config.name}" in names
     assert "unlearn_cli/data/assets/idontknow.txt" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "unlearn = unlearn_cli.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

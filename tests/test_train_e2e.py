@@ -139,37 +139,6 @@ def test_inspect_data_rejects_an_unknown_split(run_unlearn) -> None:
     assert "no data split 'trian'" in result.stderr and "did you mean 'train'" in result.stderr
 
 
-@pytest.mark.slow
-def test_two_ranks_split_the_data_and_save_once(tmp_path: Path) -> None:
-    """scripts/train.sh with two CPU ranks (gloo): each optimizer step sees both ranks' batches."""
-    import os
-    import subprocess
-
-    repo = Path(__file__).resolve().parent.parent
-    output_dir = tmp_path / "ddp"
-    env = {**os.environ, "NUM_PROCESSES": "2", "NO_COLOR": "1"}
-    proc = subprocess.run(
-        [
-            "bash",
-            str(repo / "scripts" / "train.sh"),
-            "quickstart/finetune",
-            *FAST,
-            "trainer.args.num_train_epochs=3",
-            "trainer.args.per_device_train_batch_size=5",
-            f"run.output_dir={output_dir}",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    manifest = json.loads((output_dir / "manifest.json").read_text())
-    assert manifest["global_steps"] == 6  # 20 items / (5 per rank × 2 ranks) × 3 epochs
-    assert proc.stdout.count("Training finished") == 1
-    assert (output_dir / "model.safetensors").is_file()
-
-
 def test_arguments_transformers_rejects_leave_no_output_folder(run_unlearn, tmp_path: Path) -> None:
     target = tmp_path / "never"
     result = run_unlearn(

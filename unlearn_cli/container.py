@@ -20,7 +20,9 @@ from typing import Any
 
 from dependency_injector import containers, providers
 
+from unlearn_cli.distributed import prepared_once
 from unlearn_cli.errors import UserError
+from unlearn_cli.precision import check_mixed_precision
 from unlearn_cli.recipes.schema import ComponentSpec, ValidatedRecipe
 from unlearn_cli.trainers.contract import (
     ReferenceNeed,
@@ -88,6 +90,7 @@ def build_training_arguments(recipe: ValidatedRecipe, contract: TrainerContract,
         # Without use_cpu, transformers runs every CPU rank as an independent single process.
         args.setdefault("use_cpu", not torch.cuda.is_available())
         args.setdefault("ddp_find_unused_parameters", False)
+    check_mixed_precision(recipe, args)
     try:
         return TrainingArguments(output_dir=str(output_dir), **args)
     except (ValueError, TypeError) as exc:
@@ -107,7 +110,8 @@ def build_tokenizer(recipe: ValidatedRecipe) -> Any:
     model = _require(recipe, "model")
     default_path = getattr(model.args["model_args"], "pretrained_model_name_or_path", None)
     try:
-        tokenizer = load_tokenizer(model.tokenizer_args, default_path=default_path)
+        with prepared_once():  # a download or a builtin asset, made by one rank and read by the others
+            tokenizer = load_tokenizer(model.tokenizer_args, default_path=default_path)
     except UserError as exc:
         raise _located_in_recipe(exc, recipe) from None
     template_args = model.template_args
@@ -130,7 +134,8 @@ def _template_args(recipe: ValidatedRecipe) -> Any:
 def build_datasets(
     recipe: ValidatedRecipe, tokenizer: Any, template_args: Any, split: str, model: Any = None
 ) -> dict[str, Any]:
-    """Every dataset of one split, by its recipe name.
+    """Every dataset of one split, by its recipe name; under a launch, loaded and tokenized by rank 0 first
+    (then once per other node), the other ranks reading the datasets cache.
 
     `model` is the model's provider: a handler that names a `model` parameter (one that generates its items
     with the run's model) gets the model, which is otherwise not loaded to build data.
@@ -144,12 +149,13 @@ def build_datasets(
             hint=f"add [data.{split}.NAME] with a handler and args",
         )
     built = {}
-    for name, spec in specs.items():
-        wants_model = model is not None and "model" in inspect.signature(spec.component.load()).parameters
-        extra = {"model": model()} if wants_model else {}
-        built[name] = _build_component(
-            recipe, spec, tokenizer=tokenizer, template_args=template_args, **extra
-        )
+    with prepared_once():
+        for name, spec in specs.items():
+            wants_model = model is not None and "model" in inspect.signature(spec.component.load()).parameters
+            extra = {"model": model()} if wants_model else {}
+            built[name] = _build_component(
+                recipe, spec, tokenizer=tokenizer, template_args=template_args, **extra
+            )
     return built
 
 
@@ -244,48 +250,97 @@ def build_model(recipe: ValidatedRecipe, tokenizer: Any) -> Any:
     return model
 
 
+def build_trained_model(recipe: ValidatedRecipe, base_model: Any) -> Any:
+    """What training updates: the model itself, or with `[model.peft]` a fresh adapter over it."""
+    from unlearn_cli.models.adapters import apply_adapter
+
+    config = getattr(recipe.model, "peft", None)
+    if config is None:
+        return base_model
+    try:
+        return apply_adapter(base_model, config)
+    except UserError as exc:
+        raise _located_in_recipe(exc, recipe) from None
+
+
 # --- the reference -----------------------------------------------------------------------------------------
 
 
-def build_reference_model(need: ReferenceNeed, model: Any) -> Any:
-    """A frozen copy of the initial model when the method reads it every step; else nothing in memory."""
+def _check_adapter_reference(recipe: ValidatedRecipe, model: Any) -> None:
+    from unlearn_cli.models.adapters import check_reference_source, is_peft_model
+
+    config = getattr(recipe.model, "peft", None)
+    if is_peft_model(model) and config is not None:
+        try:
+            check_reference_source(config)
+        except UserError as exc:
+            raise _located_in_recipe(exc, recipe) from None
+
+
+def build_reference_model(need: ReferenceNeed, model: Any, recipe: ValidatedRecipe, tokenizer: Any) -> Any:
+    """The initial model when the method reads it every step; else nothing in memory.
+
+    A PEFT model is its own reference with the adapter disabled (no copy). Otherwise a frozen copy: under
+    DeepSpeed ZeRO-3, whose partitioned model cannot be copied, loaded again (partitioned as it loads).
+    """
+    from unlearn_cli.distributed import zero3_enabled
+    from unlearn_cli.models.adapters import is_peft_model
     from unlearn_cli.trainers.reference import AdapterDisabledReference, FrozenReference
 
     if not need.model:
         return None
-    if hasattr(model, "disable_adapter") and hasattr(model, "peft_config"):
+    if is_peft_model(model):
+        _check_adapter_reference(recipe, model)
         return AdapterDisabledReference(model)
+    if zero3_enabled():
+        return FrozenReference(build_model(recipe, tokenizer), copy_model=False)
     return FrozenReference(model)
 
 
 def build_reference_log_probs(
-    need: ReferenceNeed, model: Any, split_datasets: dict[str, Any], collator: Any, training_args: Any
+    need: ReferenceNeed,
+    model: Any,
+    split_datasets: dict[str, Any],
+    collator: Any,
+    training_args: Any,
+    recipe: ValidatedRecipe,
 ) -> dict[str, dict[tuple[str, ...], Any]]:
     """Per split, the initial model's summed answer log-probabilities of each item part the method reads.
 
     Computed before training from the model the recipe loads — also when a run resumes from a checkpoint,
-    whose weights are loaded later — so they always belong to the model before unlearning.
+    whose weights are loaded later — so they always belong to the model before unlearning; with a PEFT
+    adapter, with the adapter disabled. Under a launch each rank computes an equal share and every rank
+    receives all of them (ZeRO-3: every rank takes part in every forward, on the gathered weights).
     """
+    from functools import partial
+
+    from unlearn_cli.distributed import share_across_ranks, whole_weights, zero3_enabled
+    from unlearn_cli.models.adapters import adapter_disabled
     from unlearn_cli.trainers.reference import compute_reference_log_probs
 
     if need.model or not need.log_probs:
         return {}
+    _check_adapter_reference(recipe, model)
     by_split: dict[str, list[tuple[str, ...]]] = {}
     for part in need.log_probs:
         split, *path = part.split(".")
         by_split.setdefault(split, []).append(tuple(path))
-    model.to(training_args.device)
-    return {
-        split: compute_reference_log_probs(
-            model,
-            split_datasets[split],
-            collator,
-            paths,
-            device=training_args.device,
-            batch_size=training_args.per_device_eval_batch_size,
-        )
-        for split, paths in by_split.items()
-    }
+    if not zero3_enabled():
+        model.to(training_args.device)
+    result = {}
+    with whole_weights(model), adapter_disabled(model):
+        for split, paths in by_split.items():
+            score = partial(
+                compute_reference_log_probs,
+                model,
+                split_datasets[split],
+                collator,
+                paths,
+                device=training_args.device,
+                batch_size=training_args.per_device_eval_batch_size,
+            )
+            result[split] = share_across_ranks(len(split_datasets[split]), score, training_args.device)
+    return result
 
 
 # --- what is trained ---------------------------------------------------------------------------------------
@@ -367,15 +422,16 @@ class Pipeline(containers.DeclarativeContainer):
 
     tokenizer = providers.Singleton(build_tokenizer, recipe)
     template_args = providers.Callable(_template_args, recipe)
-    model = providers.Singleton(build_model, recipe, tokenizer)
+    base_model = providers.Singleton(build_model, recipe, tokenizer)
+    model = providers.Singleton(build_trained_model, recipe, base_model)
     datasets = providers.Factory(build_datasets, recipe, tokenizer, template_args, model=model.provider)
     split_datasets = providers.Singleton(build_split_datasets, recipe, contract, datasets.provider)
     collator = providers.Singleton(build_collator, recipe, tokenizer)
 
     reference_log_probs = providers.Singleton(
-        build_reference_log_probs, reference_need, model, split_datasets, collator, training_args
+        build_reference_log_probs, reference_need, model, split_datasets, collator, training_args, recipe
     )
-    reference_model = providers.Singleton(build_reference_model, reference_need, model)
+    reference_model = providers.Singleton(build_reference_model, reference_need, model, recipe, tokenizer)
     train_dataset = providers.Singleton(
         build_train_dataset, recipe, contract, split_datasets, reference_log_probs
     )

@@ -187,6 +187,9 @@ def build_tiny_llama(
         eos_token_id=[tokenizer.eos_token_id, end_id],
         pad_token_id=tokenizer.pad_token_id,
     )
+    # transformers writes nothing from a rank other than 0 of an initialized process group; an asset is
+    # built by whichever rank asks first, so this model is saved wherever it is built.
+    model.should_save_on_this_rank = lambda is_main_process: True  # type: ignore[method-assign]
     bars_were_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
@@ -195,4 +198,8 @@ def build_tiny_llama(
         if bars_were_on:
             hf_logging.enable_progress_bar()
     tokenizer.save_pretrained(out)
+    expected = ("config.json", "model.safetensors", "tokenizer.json")
+    missing = [name for name in expected if not (out / name).is_file()]
+    if missing:
+        raise RuntimeError(f"building tiny-llama left out {', '.join(missing)}")
     return out

@@ -71,6 +71,15 @@ def resume_option() -> str | None:
     )
 
 
+def merge_option() -> bool:
+    return typer.Option(
+        False,
+        "--merge",
+        help="With a [model.peft] adapter: also save the base model with the adapter merged in "
+        "(<output folder>/merged, loads with plain transformers).",
+    )
+
+
 def json_option() -> bool:
     return typer.Option(False, "--json", help="Print JSON (one object per entry) instead of a table.")
 

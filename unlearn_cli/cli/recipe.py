@@ -29,23 +29,42 @@ def _description(path: Path) -> str:
 @app.command("list")
 def list_recipes(as_json: bool = json_option()) -> None:
     """The packaged recipes (use their names wherever a recipe is expected); tab-separated when piped."""
-    from unlearn_cli.recipes.loading import packaged_recipe_names, packaged_recipe_path, packaged_recipes_root
+    from unlearn_cli.recipes.loading import (
+        packaged_accelerate_config_names,
+        packaged_accelerate_config_path,
+        packaged_recipe_names,
+        packaged_recipe_path,
+        packaged_recipes_root,
+    )
 
     rows = []
     for name in packaged_recipe_names():
         path = packaged_recipe_path(name)
-        rows.append([name, _description(path) if path else "", str(path or "")])
+        rows.append([name, "recipe", _description(path) if path else "", str(path or "")])
+    for name in packaged_accelerate_config_names():
+        path = packaged_accelerate_config_path(name)
+        rows.append([name, "accelerate config", _description(path) if path else "", str(path or "")])
     if as_json:
-        print_rows(["name", "description", "path"], rows, as_json=True)
+        print_rows(["name", "kind", "description", "path"], rows, as_json=True)
         return
+    recipes = [[name, description] for name, kind, description, _ in rows if kind == "recipe"]
+    configs = [[name, description] for name, kind, description, _ in rows if kind != "recipe"]
     print_rows(
         ["name", "description"],
-        [row[:2] for row in rows],
+        recipes,
         as_json=False,
         title=f"Packaged recipes ({packaged_recipes_root()})",
         keep_whole=("name",),
         empty=f"no packaged recipes found in {packaged_recipes_root()}",
     )
+    if configs:
+        print_rows(
+            ["name", "description"],
+            configs,
+            as_json=False,
+            title="Accelerate configs (ACCELERATE_CONFIG=NAME scripts/finetune.sh ...)",
+            keep_whole=("name",),
+        )
 
 
 @app.command("show")
@@ -113,14 +132,19 @@ def validate(
 
 @app.command("cp")
 def copy(
-    name: str = typer.Argument(..., help="A packaged recipe name (see `unlearn recipe list`)."),
+    name: str = typer.Argument(..., help="A packaged recipe or accelerate config (`unlearn recipe list`)."),
     destination: Path = typer.Argument(..., help="A file path or an existing folder."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing file."),
 ) -> None:
-    """Copy a packaged recipe to edit it. Its `extends` still name packaged recipes, so it works anywhere."""
-    from unlearn_cli.recipes.loading import locate_recipe, packaged_recipe_path
+    """Copy a packaged recipe (or accelerate config) to edit it. Its `extends` still name packaged recipes,
+    so it works anywhere."""
+    from unlearn_cli.recipes.loading import (
+        locate_recipe,
+        packaged_accelerate_config_path,
+        packaged_recipe_path,
+    )
 
-    source = packaged_recipe_path(name) or locate_recipe(name)
+    source = packaged_recipe_path(name) or packaged_accelerate_config_path(name) or locate_recipe(name)
     target = destination / source.name if destination.is_dir() else destination
     if target.is_dir():
         raise UserError(

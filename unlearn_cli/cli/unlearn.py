@@ -7,6 +7,7 @@ import typer
 from unlearn_cli.cli.common import (
     RECIPE_HELP,
     dry_run_option,
+    merge_option,
     overrides_argument,
     overwrite_option,
     resume_option,
@@ -20,6 +21,7 @@ def unlearn(
     overrides: list[str] = overrides_argument(),
     overwrite: bool = overwrite_option(),
     resume: str | None = resume_option(),
+    merge: bool = merge_option(),
     dry_run: bool = dry_run_option("change no weights"),
 ) -> None:
     """Unlearn: run the recipe's method (NPO, GradDiff, ...) on [data.forget] while keeping [data.retain].
@@ -32,4 +34,4 @@ def unlearn(
     """
     from unlearn_cli.pipelines.run import run_unlearning
 
-    run_unlearning(recipe, overrides, overwrite=overwrite, dry_run=dry_run, resume=resume)
+    run_unlearning(recipe, overrides, overwrite=overwrite, dry_run=dry_run, resume=resume, merge=merge)

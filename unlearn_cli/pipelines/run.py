@@ -63,9 +63,12 @@ def run_training(
     overwrite: bool = False,
     dry_run: bool = False,
     resume: str | None = None,
+    merge: bool = False,
 ) -> dict[str, Any]:
     """`unlearn train`: validate, build, fine-tune, save; returns the run manifest (empty for a dry run)."""
-    return run("train", reference, overrides, overwrite=overwrite, dry_run=dry_run, resume=resume)
+    return run(
+        "train", reference, overrides, overwrite=overwrite, dry_run=dry_run, resume=resume, merge=merge
+    )
 
 
 def run_unlearning(
@@ -75,9 +78,12 @@ def run_unlearning(
     overwrite: bool = False,
     dry_run: bool = False,
     resume: str | None = None,
+    merge: bool = False,
 ) -> dict[str, Any]:
     """`unlearn unlearn`: validate, build, unlearn, save; returns the run manifest (empty for a dry run)."""
-    return run("unlearn", reference, overrides, overwrite=overwrite, dry_run=dry_run, resume=resume)
+    return run(
+        "unlearn", reference, overrides, overwrite=overwrite, dry_run=dry_run, resume=resume, merge=merge
+    )
 
 
 def resume_command(command: str, reference: str, overrides: list[str] | None) -> str:
@@ -130,9 +136,11 @@ def run(
     dry_run: bool = False,
     resume: str | None = None,
     pipeline: Any = None,
+    merge: bool = False,
 ) -> dict[str, Any]:
     """Validate the recipe, assemble the run in the container, train, save; `pipeline` replaces the
-    container built from the recipe (tests pass one with providers overridden)."""
+    container built from the recipe (tests pass one with providers overridden). `merge`: a PEFT run also
+    saves its base model with the adapter merged in (`<output_dir>/merged`)."""
     if overwrite and resume is not None:
         raise UserError(
             "--overwrite and --resume contradict each other",
@@ -140,7 +148,9 @@ def run(
         )
     with stop_requests() as stop:
         try:
-            return _run(command, reference, overrides, overwrite, dry_run, resume, pipeline, stop)
+            return _run(
+                command, reference, overrides, overwrite, dry_run, resume, pipeline, stop, merge=merge
+            )
         except RunInterrupted as interrupted:
             if not interrupted.graceful and not interrupted.reported and is_main_process():
                 _report_abrupt_stop(interrupted, None, command, reference, overrides)
@@ -156,8 +166,11 @@ def _run(
     resume: str | None,
     pipeline: Any,
     stop: StopRequest,
+    *,
+    merge: bool = False,
 ) -> dict[str, Any]:
     from unlearn_cli.container import pipeline_for
+    from unlearn_cli.models.adapters import check_merge
     from unlearn_cli.pipelines.failures import explained
     from unlearn_cli.recipes import load_recipe
     from unlearn_cli.recipes.machine import check_machine
@@ -166,6 +179,7 @@ def _run(
     recipe = pipeline.recipe() if pipeline is not None else load_recipe(reference, overrides)
     recipe.require("model", "collator", "trainer", command=command)
     _check_command(recipe, command)
+    check_merge(recipe, merge)
     check_machine(recipe)
     pipeline = pipeline if pipeline is not None else pipeline_for(recipe)
     training_args = pipeline.training_args()
@@ -203,7 +217,16 @@ def _run(
             elif changed:
                 folder.update(resumed_with_changes=changed)
             manifest = _train(
-                command, recipe, pipeline, trainer, training_args, folder, stop, reference, overrides
+                command,
+                recipe,
+                pipeline,
+                trainer,
+                training_args,
+                folder,
+                stop,
+                reference,
+                overrides,
+                merge=merge,
             )
     except RunInterrupted as interrupted:
         if not interrupted.graceful and is_main_process():
@@ -240,8 +263,12 @@ def _train(
     stop: StopRequest,
     reference: str,
     overrides: list[str] | None,
+    *,
+    merge: bool = False,
 ) -> dict[str, Any]:
     from unlearn_cli.evals.nll import mean_answer_nll
+    from unlearn_cli.launch import launch_record
+    from unlearn_cli.models.adapters import save_merged
     from unlearn_cli.pipelines.callbacks import (
         DivergenceGuard,
         LossLog,
@@ -300,6 +327,7 @@ def _train(
     staging = folder.prepare_staging()
     with explained(recipe, "saving the model", training_args):
         trainer.save_model(str(staging))
+        merged = save_merged(recipe, pipeline.tokenizer(), staging) if merge and is_main_process() else None
     with explained(recipe, "measuring the answers after training", training_args):
         for name, dataset in measured.items():
             nll[f"{name}_nll_after"] = mean_answer_nll(trainer.model, dataset, collator)
@@ -318,6 +346,7 @@ def _train(
         **{f"final_{key}": _last_logged(trainer.state.log_history, key) for key in _term_keys(trainer)},
         **nll,
         "seed": training_args.seed,
+        **launch_record(trainer, merged=folder.path / merged.name if merged is not None else None),
     }
     if resume_from is not None:
         results["resumed_from"] = resume_from.name

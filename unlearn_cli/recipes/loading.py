@@ -57,6 +57,28 @@ def packaged_recipe_path(name: str) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+ACCELERATE_FOLDER = "accelerate"
+ACCELERATE_SUFFIX = ".yaml"
+"""Packaged `accelerate launch` configs live in `<packaged recipes>/accelerate/*.yaml` (not recipes)."""
+
+
+def packaged_accelerate_config_names() -> list[str]:
+    """The packaged accelerate configs (`accelerate/zero3`, ...), for `recipe list` and `recipe cp`."""
+    folder = packaged_recipes_root() / ACCELERATE_FOLDER
+    if not folder.is_dir():
+        return []
+    return sorted(f"{ACCELERATE_FOLDER}/{p.stem}" for p in folder.glob(f"*{ACCELERATE_SUFFIX}"))
+
+
+def packaged_accelerate_config_path(name: str) -> Path | None:
+    """The packaged accelerate config `name` (`accelerate/zero3` or `zero3`, `.yaml` optional), or None."""
+    if Path(name).is_absolute():
+        return None
+    stem = name.removeprefix(f"{ACCELERATE_FOLDER}/").removesuffix(ACCELERATE_SUFFIX)
+    candidate = packaged_recipes_root() / ACCELERATE_FOLDER / f"{stem}{ACCELERATE_SUFFIX}"
+    return candidate if "/" not in stem and candidate.is_file() else None
+
+
 def _as_file(path: Path) -> Path | None:
     """`path` itself, else `path` with `.toml` added, if that is a file: both ways of naming a recipe file."""
     for candidate in (path, path.with_name(path.name + RECIPE_SUFFIX)):

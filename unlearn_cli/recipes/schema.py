@@ -70,6 +70,7 @@ class ModelSection(BaseModel):
     model_args: dict[str, Any] = {}
     tokenizer_args: dict[str, Any] = {}
     template_args: dict[str, Any] = {}
+    peft: dict[str, Any] | None = None
 
 
 class ComponentSection(BaseModel):
@@ -104,6 +105,8 @@ class ModelSpec:
     args: dict[str, Any]
     tokenizer_args: dict[str, Any]
     template_args: Any
+    peft: Any = None
+    """`[model.peft]` as peft's config object (e.g. a `LoraConfig`), or None: train the whole model."""
 
 
 @dataclass
@@ -698,7 +701,16 @@ def _validate_model(catalog: Catalog, value: Any, problems: _Problems) -> ModelS
         _report_validation_error(
             problems, exc, ("model", "template_args"), annotations, list(annotations), "template_args"
         )
-    return ModelSpec(component, args, dict(section.tokenizer_args), template_args)
+    peft = None
+    if section.peft is not None:
+        from unlearn_cli.models.adapters import validate_peft_config
+
+        try:
+            peft = validate_peft_config(section.peft)
+        except UserError as exc:
+            key = tuple((exc.key or "model.peft").split("."))
+            problems.extend(exc.located(file=problems.recipe.origin(key)))
+    return ModelSpec(component, args, dict(section.tokenizer_args), template_args, peft)
 
 
 def validate_recipe(recipe: MergedRecipe, catalog: Catalog) -> ValidatedRecipe:

@@ -185,8 +185,8 @@ class UnlearningTrainer(FinetuneTrainer):
         self.method = method_args if method_args is not None else self.MethodArgs()
         self.reference: FrozenReference | None = reference
         super().__init__(*args, **kwargs)
-        if self.reference is not None and not (self.is_deepspeed_enabled or self.is_fsdp_enabled):
-            self.reference.to(self.args.device)
+        if self.reference is not None:
+            self.reference.place(self)  # on each rank's device; under ZeRO-3 partitioned like the model
         self._term_sums: dict[str, torch.Tensor] = {}
         self._step_terms: dict[str, torch.Tensor] = {}
         self._terms_logged_at = 0

@@ -26,16 +26,30 @@ MODEL_INPUTS = ("input_ids", "attention_mask")
 
 
 class FrozenReference:
-    """A frozen copy of the initial model: eval mode, no gradients, never wrapped for training."""
+    """A frozen copy of the initial model: eval mode, no gradients, never wrapped for training.
 
-    def __init__(self, model: Any) -> None:
-        self.model = copy.deepcopy(model)
+    `copy_model=False` takes `model` itself (a separately loaded model: a ZeRO-3 partitioned model cannot be
+    deep-copied). `place` puts it where the trained model runs: on each rank's device, or under ZeRO-3 into
+    a DeepSpeed inference engine partitioned like the trained model.
+    """
+
+    def __init__(self, model: Any, *, copy_model: bool = True) -> None:
+        self.model = copy.deepcopy(model) if copy_model else model
         self.model.eval()
         self.model.requires_grad_(False)
 
     def to(self, device: Any) -> FrozenReference:
         self.model.to(device)
         return self
+
+    def place(self, trainer: Any) -> FrozenReference:
+        """Ready it for the trainer's forwards, once its accelerator exists."""
+        from unlearn_cli.distributed import deepspeed_inference_engine, zero3_enabled
+
+        if trainer.is_deepspeed_enabled and zero3_enabled():
+            self.model = deepspeed_inference_engine(self.model, trainer.accelerator)
+            return self
+        return self.to(trainer.args.device)
 
     @contextlib.contextmanager
     def active(self) -> Iterator[Any]:
@@ -48,12 +62,19 @@ class FrozenReference:
 
 
 class AdapterDisabledReference(FrozenReference):
-    """The trained PEFT model itself with its adapters switched off: the base weights, which never change."""
+    """The trained PEFT model itself with its adapters switched off: the base weights, which never change.
+
+    Nothing to copy and nothing to place: the forwards go through the trained model (whatever engine wraps
+    its layers), in eval mode and without gradients, with the adapter disabled.
+    """
 
     def __init__(self, peft_model: Any) -> None:
         self.model = peft_model
 
     def to(self, device: Any) -> AdapterDisabledReference:
+        return self
+
+    def place(self, trainer: Any) -> AdapterDisabledReference:
         return self
 
     @contextlib.contextmanager
@@ -83,19 +104,20 @@ def compute_reference_log_probs(
     *,
     device: Any = None,
     batch_size: int = 16,
+    indices: Sequence[int] | None = None,
 ) -> dict[tuple[str, ...], torch.Tensor]:
-    """log π_ref(y|x) of every item of `dataset` for each part path, under `model` in eval mode (float32)."""
+    """log π_ref(y|x) of the items of `dataset` at `indices` (default: all) for each part path, under `model`
+    in eval mode (float32), one row per index."""
     was_training = model.training
     model.eval()
     device = device if device is not None else next(model.parameters()).device
     result: dict[tuple[str, ...], torch.Tensor] = {}
+    positions = list(range(len(dataset))) if indices is None else list(indices)
     try:
         for path in parts:
             values = []
-            for start in range(0, len(dataset), batch_size):
-                items = [
-                    part_of(dataset[i], path) for i in range(start, min(start + batch_size, len(dataset)))
-                ]
+            for start in range(0, len(positions), batch_size):
+                items = [part_of(dataset[i], path) for i in positions[start : start + batch_size]]
                 batch = collator([{k: v for k, v in item.items() if k != "ref_logp"} for item in items])
                 logits = model(
                     input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
