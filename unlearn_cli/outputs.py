@@ -19,11 +19,12 @@ import platform
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from unlearn_cli import __version__
+from unlearn_cli.data.loading import DATA_PATH_KEYS, FILE_SUFFIXES, LOCAL_BUILDERS, strings_in
 from unlearn_cli.run_folder import is_main_process, now
 
 __all__ = [
@@ -54,9 +55,6 @@ TRACKED_LIBRARIES = (
     "deepspeed",
     "bitsandbytes",
 )
-_FILE_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".txt", ".arrow")
-_LOCAL_BUILDERS = ("json", "csv", "parquet", "text", "arrow")
-_PATH_KEYS = ("data_files", "data_dir")
 
 
 # --- the toolkit itself -------------------------------------------------------------------------------------
@@ -164,17 +162,6 @@ def file_fingerprint(path: Path) -> dict[str, Any]:
     return {"path": str(path.resolve()), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
-def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for child in value.values():
-            yield from _strings(child)
-    elif isinstance(value, list | tuple):
-        for child in value:
-            yield from _strings(child)
-
-
 def _expand(pattern: str) -> list[Path]:
     if "://" in pattern:
         return []
@@ -198,18 +185,18 @@ def source_files(hf_args: Mapping[str, Any]) -> tuple[str, list[Path]]:
         name = hf_args.get("name")
         return "builtin", [target / f"{name}.jsonl"] if name and (target / f"{name}.jsonl").is_file() else []
     files: list[Path] = []
-    for key in _PATH_KEYS:
-        for pattern in _strings(hf_args.get(key)):
+    for key in DATA_PATH_KEYS:
+        for pattern in strings_in(hf_args.get(key)):
             for found in _expand(pattern):
                 files.extend(
                     sorted(p for p in found.rglob("*") if p.is_file()) if found.is_dir() else [found]
                 )
     local_path = Path(path).expanduser()
-    if path.lower().endswith(_FILE_SUFFIXES) and local_path.is_file():
+    if path.lower().endswith(FILE_SUFFIXES) and local_path.is_file():
         files.append(local_path)
-    elif path not in _LOCAL_BUILDERS and local_path.is_dir():
+    elif path not in LOCAL_BUILDERS and local_path.is_dir():
         files.extend(sorted(p for p in local_path.rglob("*") if p.is_file() and ".cache" not in p.parts))
-    if files or path in _LOCAL_BUILDERS or local_path.exists():
+    if files or path in LOCAL_BUILDERS or local_path.exists():
         return "local", files
     return "hub", []
 

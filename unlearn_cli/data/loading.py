@@ -19,6 +19,24 @@ from unlearn_cli.errors import UserError, did_you_mean
 
 _FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
 _LOCAL_BUILDERS = frozenset(_FILE_BUILDERS.values()) | {"arrow"}
+LOCAL_BUILDERS = tuple(sorted(_LOCAL_BUILDERS))
+"""`datasets` builders that read local files (`path = "json"` with `data_files`)."""
+FILE_SUFFIXES = (*_FILE_BUILDERS, ".arrow")
+"""Suffixes of data files that `path` may name directly."""
+DATA_PATH_KEYS = ("data_files", "data_dir")
+"""`hf_args` keys that hold local paths."""
+
+
+def strings_in(value: Any) -> Iterator[str]:
+    """Every string in a (nested) TOML value: the paths a `data_files` list or table names."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for child in value.values():
+            yield from strings_in(child)
+    elif isinstance(value, list | tuple):
+        for child in value:
+            yield from strings_in(child)
 
 
 def load_hf_dataset(hf_args: Mapping[str, Any], *, key: str = "hf_args") -> Any:

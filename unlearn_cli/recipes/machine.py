@@ -14,11 +14,12 @@ import glob
 import os
 import socket
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from unlearn_cli.data.loading import FILE_SUFFIXES, LOCAL_BUILDERS, strings_in
 from unlearn_cli.errors import UserError
 from unlearn_cli.recipes.schema import ValidatedRecipe, _Problems
 
@@ -26,8 +27,6 @@ MODEL_KEY = "model.model_args.pretrained_model_name_or_path"
 TOKENIZER_KEY = "model.tokenizer_args.pretrained_model_name_or_path"
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "*.safetensors.index.json", "*.pt", "*.gguf")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
-_FILE_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".txt", ".arrow")
-_LOCAL_BUILDERS = ("json", "csv", "parquet", "text", "arrow")
 PROBE_TIMEOUT_S = 3.0
 
 
@@ -187,17 +186,6 @@ def _check_model_location(
         problems.add(found[0], key, hint=found[1])
 
 
-def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for child in value.values():
-            yield from _strings(child)
-    elif isinstance(value, list | tuple):
-        for child in value:
-            yield from _strings(child)
-
-
 def _check_data_file(pattern: str, key: str, problems: _Problems) -> None:
     if "://" in pattern:
         return
@@ -238,7 +226,7 @@ def _check_hf_args(hf_args: Mapping[str, Any], key: str, problems: _Problems) ->
         _check_builtin(path, problems, f"{key}.path")
         return
     for data_key in ("data_files", "data_dir"):
-        for pattern in _strings(hf_args.get(data_key)):
+        for pattern in strings_in(hf_args.get(data_key)):
             if data_key == "data_dir":
                 if not Path(pattern).expanduser().is_dir():
                     problems.add(
@@ -248,10 +236,10 @@ def _check_hf_args(hf_args: Mapping[str, Any], key: str, problems: _Problems) ->
                     )
             else:
                 _check_data_file(pattern, f"{key}.data_files", problems)
-    if path in _LOCAL_BUILDERS:
+    if path in LOCAL_BUILDERS:
         return
     local = Path(path).expanduser()
-    if path.lower().endswith(_FILE_SUFFIXES) and "data_files" not in hf_args:
+    if path.lower().endswith(FILE_SUFFIXES) and "data_files" not in hf_args:
         _check_data_file(path, f"{key}.path", problems)
         return
     if local.exists() or not looks_like_hub_id(path) or _first_part_is_local(path):

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from unlearn_cli.data.loading import DATA_PATH_KEYS, LOCAL_BUILDERS
 from unlearn_cli.recipes import dump_recipe
 from unlearn_cli.recipes.loading import KeyPath
 from unlearn_cli.recipes.schema import ValidatedRecipe
@@ -22,10 +23,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-DATA_PATH_KEYS = ("data_files", "data_dir")
+
 HF_ARGS_KEYS = ("hf_args", "few_shot_dataset_hf_args")
 LOCAL_PATH_ARGS = ("idk_path",)
-_BUILDERS = {"json", "csv", "parquet", "text", "arrow"}
 
 RESUMABLE_CHANGES = frozenset(
     {
@@ -68,7 +68,7 @@ def _local(text: Any) -> bool:
 
 def _hf_args(hf_args: dict[str, Any]) -> None:
     path = hf_args.get("path")
-    if isinstance(path, str) and path not in _BUILDERS and _local(path):
+    if isinstance(path, str) and path not in LOCAL_BUILDERS and _local(path):
         hf_args["path"] = _absolute(path)
     for key in DATA_PATH_KEYS:
         if key in hf_args:
