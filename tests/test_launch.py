@@ -55,8 +55,11 @@ def test_every_accelerate_config_is_packaged_and_parsed_by_accelerate() -> None:
 def test_recipe_list_shows_the_accelerate_configs_and_cp_copies_one(run_unlearn: Any, tmp_path: Path) -> None:
     listing = run_unlearn("recipe", "list")
     assert listing.code == 0
-    assert "Accelerate configs" in listing.stdout and "accelerate/zero3_offload" in listing.stdout
+    assert "accelerate/zero3_offload\t" in listing.stdout  # piped: one plain row per entry
     assert "CPU offload" in listing.stdout  # each config's first comment line describes it
+    listed = json.loads(run_unlearn("recipe", "list", "--json").stdout)
+    kinds = {entry["name"]: entry["kind"] for entry in listed}
+    assert kinds["accelerate/fsdp"] == "accelerate config" and kinds["tofu_unlearn/NPO"] == "recipe"
     copied = run_unlearn("recipe", "cp", "accelerate/fsdp", str(tmp_path))
     assert (
         copied.code == 0

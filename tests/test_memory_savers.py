@@ -33,8 +33,8 @@ def test_fp16_without_a_gpu_is_refused_before_anything_loads(run_unlearn: Any, t
         "train", "quickstart/finetune", "trainer.args.fp16=true", f"run.output_dir={tmp_path}", "--dry-run"
     )
     assert result.code == 2
-    assert "key 'trainer.args.fp16'" in result.stderr and "needs a CUDA GPU" in result.stderr
-    assert "use bf16 = true" in result.stderr
+    assert "key 'trainer.args.fp16'" in result.stderr and "this machine has none" in result.stderr
+    assert "trainer.args.fp16=false" in result.stderr
 
 
 def test_bf16_on_a_gpu_without_bfloat16_names_the_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,11 +60,14 @@ def test_fp16_needs_float32_weights_unless_an_adapter_trains(monkeypatch: pytest
     assert check_mixed_precision(lora, {"fp16": True}) == {"fp16": True}
 
 
-def test_bf16_runs_on_the_cpu(tmp_path: Path) -> None:
+def test_bf16_runs_on_the_cpu_when_asked_to(run_unlearn: Any, tmp_path: Path) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
+    refused = run_unlearn("train", "quickstart/finetune", "trainer.args.bf16=true", "--dry-run")
+    assert refused.code == 2 and "trainer.args.use_cpu=true" in refused.stderr  # a GPU recipe, by mistake
     recipe = load_recipe(
-        "quickstart/finetune", [*ONE_STEP, "trainer.args.bf16=true", f"run.output_dir={tmp_path}"]
+        "quickstart/finetune",
+        [*ONE_STEP, "trainer.args.bf16=true", "trainer.args.use_cpu=true", f"run.output_dir={tmp_path}"],
     )
     trainer = pipeline_for(recipe).trainer()
     assert trainer.args.use_cpu and trainer.accelerator.mixed_precision == "bf16"

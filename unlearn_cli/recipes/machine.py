@@ -304,10 +304,13 @@ def _check_hardware(recipe: ValidatedRecipe, problems: _Problems) -> None:
         uses_cpu = bool(spec.args.get("use_cpu"))
         for flag, what in (("bf16", "bfloat16"), ("fp16", "float16")):
             if spec.args.get(flag) and (_accelerator() is None and not uses_cpu):
+                cpu_autocast = " (or trainer.args.use_cpu=true for slow bfloat16 autocast on the CPU)"
                 problems.add(
                     f"{flag} = true asks for {what} mixed precision on a GPU, and this machine has none",
                     ("trainer", "args", flag),
-                    hint=f"set trainer.args.{flag}=false to train in float32 here, or run on a GPU machine",
+                    hint=f"set trainer.args.{flag}=false to train in float32 here"
+                    + (cpu_autocast if flag == "bf16" else "")
+                    + ", or run on a GPU machine",
                 )
         if not any(p.key.startswith(("trainer.args.bf16", "trainer.args.fp16")) for p in problems.items):
             from unlearn_cli.container import build_training_arguments
