@@ -53,3 +53,4 @@ def bench(session: nox.Session) -> None:
     """Benchmarks (printed ratios against a baseline measured in the same run; never assertions)."""
     _install(session)
     session.run("python", "benchmarks/data_pipeline.py", *session.posargs)
+    session.run("python", "benchmarks/evaluation.py")

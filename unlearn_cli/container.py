@@ -5,9 +5,10 @@ method arguments, the `TrainingArguments` (toolkit defaults < the trainer's defa
 tokenizer (once), the datasets of each split (tokenizer and template_args injected), the training dataset
 the contract asks for (the `train` datasets concatenated, or the forget/retain composite), the collator,
 the model (once), the reference (a frozen model, or log-probabilities precomputed with the initial model)
-and the trainer. A command asks for `trainer()` (or `split_datasets()`, `model()`...), runs it and saves
-what it produced. Components stay plain classes that receive what they need as constructor arguments, so
-each one is testable without the container; tests swap one piece with
+and the trainer; and the recipe's evaluators (`[eval.NAME]` benchmarks), which `unlearn eval` runs. A
+command asks for `trainer()` (or `evaluators()`, `model()`...), runs it and saves what it produced.
+Components stay plain classes that receive what they need as constructor arguments, so each one is
+testable without the container; tests swap one piece with
 ``pipeline.model.override(providers.Object(tiny_model))`` and keep the real wiring.
 """
 
@@ -343,8 +344,22 @@ def build_trainer(
         raise _located_in_recipe(exc.under("trainer.method_args") if exc.key else exc, recipe) from None
 
 
+# --- evaluation --------------------------------------------------------------------------------------------
+
+
+def build_evaluators(recipe: ValidatedRecipe, tokenizer: Any, template_args: Any) -> dict[str, Any]:
+    """The recipe's `[eval.NAME]` benchmarks (arguments checked; no data loaded until they evaluate), each
+    named after its section: it writes `NAME_EVAL.json`, `NAME_SUMMARY.json`..."""
+    evaluators = {}
+    for name, spec in recipe.evaluators.items():
+        evaluators[name] = _build_component(recipe, spec, tokenizer=tokenizer, template_args=template_args)
+        evaluators[name].name = name
+    return evaluators
+
+
 class Pipeline(containers.DeclarativeContainer):
-    """recipe → contract → training args → tokenizer → datasets → collator → model → reference → trainer."""
+    """recipe → contract → training args → tokenizer → datasets → collator → model → reference → trainer;
+    evaluators."""
 
     recipe = providers.Dependency(instance_of=ValidatedRecipe)
     output_dir = providers.Callable(lambda recipe: recipe.output_dir, recipe)
@@ -366,6 +381,7 @@ class Pipeline(containers.DeclarativeContainer):
         build_reference_log_probs, reference_need, model, split_datasets, collator, training_args
     )
     reference_model = providers.Singleton(build_reference_model, reference_need, model)
+    evaluators = providers.Singleton(build_evaluators, recipe, tokenizer, template_args)
     train_dataset = providers.Singleton(
         build_train_dataset, recipe, contract, split_datasets, reference_log_probs
     )

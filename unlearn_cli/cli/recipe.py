@@ -78,6 +78,8 @@ def validate(
         table.add_row(f"collator.{name}", spec.component.name, spec.component.import_path)
     if validated.trainer is not None:
         table.add_row("trainer", validated.trainer.component.name, validated.trainer.component.import_path)
+    for name, spec in validated.evaluators.items():
+        table.add_row(f"eval.{name}", spec.component.name, spec.component.import_path)
     console.print(table)
     console.print(
         f"[green]✓[/] run '{escape(validated.run.name)}' would write to {escape(str(validated.output_dir))}"
