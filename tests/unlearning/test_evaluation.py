@@ -164,3 +164,18 @@ def test_a_training_run_folder_is_never_used_for_evaluation(
     result = run_unlearn("eval", "quickstart/eval", *eval_overrides(finetuned_authors, finetuned_authors))
     assert result.code == 2
     assert "is the folder of an `unlearn train` run" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_compare_tells_the_evaluated_models_apart(evaluated: dict) -> None:
+    from unlearn_cli.pipelines.compare import run_comparison
+
+    root = evaluated["root"]
+    result = run_comparison(
+        [str(root / "finetuned"), str(root / "npo")], as_json=True, output=str(root / "cmp")
+    )
+    rows = {row["run"]: row for row in result["runs"]}
+    assert (
+        rows["finetuned"]["method"] == "finetune" and rows["npo"]["method"] == "NPO"
+    )  # from the models' runs
+    assert rows["npo"]["split"] == "forget10"
+    assert rows["npo"]["forget_Q_A_Prob"] == evaluated["after"].summary["forget_Q_A_Prob"]
