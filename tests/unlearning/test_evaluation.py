@@ -1,8 +1,8 @@
 """`unlearn eval` end to end on the session's fine-tuned tiny model and an NPO-unlearned copy of it.
 
 Shows that the TOFU metrics see the forgetting (forget probability falls, retain stays close), that earlier
-results are reused only for the identical model and settings, and that two processes give exactly the
-numbers of one.
+results are reused only for the identical model and settings, that two processes give exactly the numbers
+of one, and that `unlearn` evaluates during training and leaves results a later `eval` reuses.
 """
 
 from __future__ import annotations
@@ -156,6 +156,32 @@ def test_two_processes_give_exactly_the_numbers_of_one(evaluated: dict, finetune
     one = json.loads((evaluated["root"] / "finetuned" / "TOFU_EVAL.json").read_text())
     two = json.loads((output_dir / "TOFU_EVAL.json").read_text())
     assert two == one
+
+
+def test_unlearning_evaluates_during_training_and_eval_reuses_the_final_results(
+    unlearn: Any, tmp_path: Path
+) -> None:
+    metrics = ["forget_Q_A_Prob", "retain_Q_A_Prob"]
+    manifest = unlearn(
+        "NPO",
+        "trainer.args.learning_rate=1e-3",
+        "trainer.args.num_train_epochs=2",
+        "trainer.args.eval_strategy=steps",
+        "trainer.args.eval_steps=2",
+        "eval.TOFU.handler=TOFU",
+        f'eval.TOFU.args.tofu_path="{AUTHORS}"',
+        f"eval.TOFU.args.metrics={json.dumps(metrics)}",
+    )
+    run_dir = tmp_path / "unlearn-NPO"
+    log = [json.loads(line) for line in (run_dir / "eval_log.jsonl").read_text().splitlines()]
+    assert [entry["when"] for entry in log] == ["start", "step", "step", "end"]  # 4 steps: 0, 2, 4, end
+    assert [entry["step"] for entry in log] == [0, 2, 4, 4]
+    assert log[-1]["metrics"]["forget_Q_A_Prob"] < log[0]["metrics"]["forget_Q_A_Prob"]
+    assert manifest["evaluation"]["TOFU"] == log[-1]["metrics"]
+    final = json.loads((run_dir / "eval" / "TOFU_SUMMARY.json").read_text())
+    assert final == log[-1]["metrics"]
+    later = evaluate(run_dir, run_dir / "eval", f"metrics={json.dumps(metrics)}")
+    assert later.reused == set(later.results)
 
 
 def test_a_training_run_folder_is_never_used_for_evaluation(

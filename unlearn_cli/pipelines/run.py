@@ -123,6 +123,7 @@ def _measured_splits(command: Command, pipeline: Any) -> dict[str, Any]:
 def _run(
     command: Command, recipe: Any, pipeline: Any, training_args: Any, output_dir: Path
 ) -> dict[str, Any]:
+    from unlearn_cli.evals.callback import final_summaries
     from unlearn_cli.evals.nll import mean_answer_nll
 
     started, clock = now(), time.perf_counter()
@@ -178,6 +179,7 @@ def _run(
         "mean_train_loss": float(result.training_loss),
         **{f"final_{key}": _last_logged(trainer.state.log_history, key) for key in _term_keys(trainer)},
         **nll,
+        **final_summaries(trainer),  # the recipe's [eval.NAME] benchmarks at the end of training, if any
         **environment_record(),
     }
     if is_main_process():
