@@ -288,7 +288,7 @@ def plot_quality_vs_utility(rows: list[RunSummary], path: Path) -> Path | None:
     if not points:
         return None
     plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(6.4, 4.8))
+    figure, axes = plt.subplots(figsize=(7.4, 4.8))
     methods = sorted({row.method for row in points})
     markers = "osD^vP*Xh"
     for index, method in enumerate(methods):
@@ -311,7 +311,7 @@ def plot_quality_vs_utility(rows: list[RunSummary], path: Path) -> Path | None:
     axes.set_xlabel("model utility (higher is better)")
     axes.set_title("Forgetting against retained utility")
     axes.grid(True, alpha=0.3)
-    axes.legend(title="method", fontsize=8)
+    axes.legend(title="method", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
