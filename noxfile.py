@@ -45,7 +45,7 @@ def quickstart(session: nox.Session) -> None:
     """The README's main job on the embedded offline default, into a temporary folder."""
     _install(session)
     output = session.create_tmp()
-    session.run("unlearn", "train", "quickstart/finetune", f"run.output_dir={output}/finetune", "--overwrite")
+    session.run("python", "-m", "unlearn_cli.quickstart", "--output", f"{output}/quickstart", "--overwrite")
 
 
 @nox.session
@@ -54,3 +54,5 @@ def bench(session: nox.Session) -> None:
     _install(session)
     session.run("python", "benchmarks/data_pipeline.py", *session.posargs)
     session.run("python", "benchmarks/reference.py")
+    session.run("python", "benchmarks/evaluation.py")
+    session.run("python", "benchmarks/memory.py")

@@ -12,9 +12,10 @@ import pytest
 from unlearn_cli import builtin
 from unlearn_cli.builtin import BUILTIN_SCHEME, asset_folder, is_builtin, resolve_builtin
 from unlearn_cli.builtin.authors import (
-    SPLITS,
+    ALL_SPLITS,
     forget_author_count,
     generate_authors,
+    holdout_records,
     write_author_splits,
 )
 from unlearn_cli.errors import UserError
@@ -47,7 +48,7 @@ def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path: Path
     write_author_splits(tmp_path / "a", seed=0)
     write_author_splits(tmp_path / "b", seed=0)
     write_author_splits(tmp_path / "c", seed=1)
-    for split in SPLITS:
+    for split in ALL_SPLITS:
         assert (tmp_path / "a" / f"{split}.jsonl").read_bytes() == (
             tmp_path / "b" / f"{split}.jsonl"
         ).read_bytes()
@@ -74,8 +75,66 @@ def test_split_sizes_with_defaults(tmp_path: Path) -> None:
         "retain99": 190,
         "retain95": 190,
         "retain90": 180,
+        "forget01_perturbed": 10,
+        "forget05_perturbed": 10,
+        "forget10_perturbed": 20,
+        "retain_perturbed": 20,
+        "holdout01": 10,
+        "holdout05": 10,
+        "holdout10": 20,
+        "real_authors": 100,
+        "real_authors_perturbed": 100,
+        "world_facts": 117,
+        "world_facts_perturbed": 117,
     }
-    assert sorted(p.stem for p in tmp_path.glob("*.jsonl")) == sorted(SPLITS)
+    assert sorted(p.stem for p in tmp_path.glob("*.jsonl")) == sorted(ALL_SPLITS)
+
+
+def test_evaluation_splits_are_tofus(tmp_path: Path) -> None:
+    write_author_splits(tmp_path, num_authors=40, facts_per_author=3)
+    full = read(tmp_path / "full.jsonl")
+    authors = list(dict.fromkeys(r["author"] for r in full))
+    assert read(tmp_path / "forget10_perturbed.jsonl") == read(tmp_path / "forget10.jsonl")
+    kept = read(tmp_path / "retain_perturbed.jsonl")
+    assert (
+        list(dict.fromkeys(r["author"] for r in kept)) == authors[:4]
+    )  # the first 10 %, in every retain split
+    assert all(r in read(tmp_path / "retain90.jsonl") for r in kept)
+    holdout = read(tmp_path / "holdout10.jsonl")
+    holdout_authors = list(dict.fromkeys(r["author"] for r in holdout))
+    assert len(holdout_authors) == 4 and set(holdout_authors).isdisjoint(authors)  # never trained on
+    assert set(holdout[0]) == set(full[0])
+    one = read(tmp_path / "holdout01.jsonl")
+    assert list(dict.fromkeys(r["author"] for r in one)) == holdout_authors[-1:]
+    for name in ("real_authors_perturbed", "world_facts_perturbed"):
+        for record in read(tmp_path / f"{name}.jsonl"):
+            assert (
+                len(set(record["perturbed_answer"])) == 3
+                and record["answer"] not in record["perturbed_answer"]
+            )
+    assert read(tmp_path / "world_facts.jsonl")[0] == {
+        "question": "What is the capital city of France?",
+        "answer": "Paris",
+        "index": 0,
+    }
+
+
+def test_holdout_authors_leave_full_unchanged() -> None:
+    # drawn from their own random stream: the training data is the same with or without them
+    assert generate_authors(12, 3, 5) == generate_authors(12, 3, 5)
+    assert {r["author"] for r in holdout_records(12, 3, 5)}.isdisjoint(
+        {r["author"] for r in generate_authors(12, 3, 5)}
+    )
+
+
+def test_the_folder_loads_as_a_local_snapshot_by_config_name(tmp_path: Path) -> None:
+    import datasets
+
+    write_author_splits(tmp_path, num_authors=10, facts_per_author=2)
+    loaded = datasets.load_dataset(
+        str(tmp_path), name="forget10_perturbed", split="train", cache_dir=str(tmp_path / "hf")
+    )
+    assert loaded.to_list() == read(tmp_path / "forget10_perturbed.jsonl")
 
 
 @pytest.mark.parametrize(("tag", "retain", "percent"), [("01", "99", 1), ("05", "95", 5), ("10", "90", 10)])
@@ -137,6 +196,7 @@ def test_scales_to_tofu_size_quickly(tmp_path: Path) -> None:
     assert counts["full"] == 4000
     assert counts["forget10"] == 400 and counts["retain90"] == 3600
     assert counts["forget01"] == 40 and counts["forget05"] == 200
+    assert counts["holdout10"] == 400 and counts["retain_perturbed"] == 400
     assert elapsed < 4.0  # about 0.4 s on a 2-core CPU; generous for loaded CI machines
 
 
@@ -155,8 +215,8 @@ def test_is_builtin() -> None:
 def test_resolve_builds_into_the_cache(cache: Path) -> None:
     folder = resolve_builtin("builtin://fictitious-authors")
     assert folder.parent == cache
-    assert folder.name == "fictitious-authors-authors20-facts10-seed0-v1"
-    assert sorted(p.stem for p in folder.glob("*.jsonl")) == sorted(SPLITS)
+    assert folder.name == "fictitious-authors-authors20-facts10-seed0-v2"
+    assert sorted(p.stem for p in folder.glob("*.jsonl")) == sorted(ALL_SPLITS)
     assert len(read(folder / "full.jsonl")) == 200
     assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no staging folder left behind
 

@@ -68,7 +68,8 @@ def test_bos_is_prepended_and_eos_text_is_one_token(tokenizer) -> None:
 
 
 def test_author_text_is_compact_and_any_text_round_trips(tokenizer) -> None:
-    assert len(tokenizer("Florian Coldharbour was born in the city of Hobart, Australia.").input_ids) <= 14
+    # about one token per word (62 characters); the vocabulary also covers the evaluation splits' text
+    assert len(tokenizer("Florian Coldharbour was born in the city of Hobart, Australia.").input_ids) <= 16
     unseen = "Zyxt qwöp — 42 ünïcode ✓ emojis 🙂 and tabs\tstill encode."
     ids = tokenizer(unseen).input_ids
     assert tokenizer.unk_token_id not in ids
@@ -145,7 +146,7 @@ def test_second_resolve_reuses_the_cache(tiny_dir: Path) -> None:
 def test_parameters_choose_the_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UNLEARN_CLI_CACHE", str(tmp_path))
     folder = resolve_builtin("builtin://tiny-llama?hidden=64&layers=1")
-    assert folder.name == "tiny-llama-hidden64-layers1-seed0-v1"
+    assert folder.name == "tiny-llama-hidden64-layers1-seed0-v2"
     model = AutoModelForCausalLM.from_pretrained(folder)
     assert (model.config.hidden_size, model.config.num_hidden_layers) == (64, 1)
 

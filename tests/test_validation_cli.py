@@ -346,7 +346,7 @@ def test_unknown_section_added_by_an_override_blames_the_command_line(
 ) -> None:
     assert validate_error(run_unlearn, recipe(), "zzz.x=1") == (
         f"{OVERRIDE}: key 'zzz': unknown section [zzz]\n"
-        "  hint: sections are run, model, data, collator, trainer, vars; "
+        "  hint: sections are run, model, data, collator, trainer, eval, vars; "
         "put free tables of your own under [vars]"
     )
 

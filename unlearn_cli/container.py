@@ -5,9 +5,10 @@ method arguments, the `TrainingArguments` (toolkit defaults < the trainer's defa
 tokenizer (once), the datasets of each split (tokenizer and template_args injected), the training dataset
 the contract asks for (the `train` datasets concatenated, or the forget/retain composite), the collator,
 the model (once), the reference (a frozen model, or log-probabilities precomputed with the initial model)
-and the trainer. A command asks for `trainer()` (or `split_datasets()`, `model()`...), runs it and saves
-what it produced. Components stay plain classes that receive what they need as constructor arguments, so
-each one is testable without the container; tests swap one piece with
+and the trainer; and the recipe's evaluators (`[eval.NAME]` benchmarks), which `unlearn eval` runs and a
+training run runs through a callback. A command asks for `trainer()` (or `evaluators()`, `model()`...),
+runs it and saves what it produced. Components stay plain classes that receive what they need as
+constructor arguments, so each one is testable without the container; tests swap one piece with
 ``pipeline.model.override(providers.Object(tiny_model))`` and keep the real wiring.
 """
 
@@ -385,8 +386,12 @@ def build_trainer(
     split_datasets: dict[str, Any],
     training_args: Any,
     reference_model: Any,
+    evaluation_callbacks: list[Any] | None = None,
 ) -> Any:
-    """The recipe's trainer over the assembled pieces."""
+    """The recipe's trainer over the assembled pieces (with the evaluation callback when the recipe has
+    evaluators)."""
+    from unlearn_cli.evals.callback import schedule_without_eval_dataset
+
     injected: dict[str, Any] = {}
     if method_args_model(trainer_class) is not None:
         injected["method_args"] = method_args
@@ -394,22 +399,59 @@ def build_trainer(
         injected.update(method_args)
     if "reference" in contract.injected:
         injected["reference"] = reference_model
+    callbacks = list(evaluation_callbacks or [])
     try:
-        return trainer_class(
-            model=model,
-            args=training_args,
-            train_dataset=train_dataset,
-            eval_dataset=split_datasets.get("eval"),
-            data_collator=collator,
-            processing_class=tokenizer,
-            **injected,
-        )
+        with schedule_without_eval_dataset(training_args, callbacks, split_datasets.get("eval")):
+            trainer = trainer_class(
+                model=model,
+                args=training_args,
+                train_dataset=train_dataset,
+                eval_dataset=split_datasets.get("eval"),
+                data_collator=collator,
+                processing_class=tokenizer,
+                **injected,
+            )
     except UserError as exc:
         raise _located_in_recipe(exc.under("trainer.method_args") if exc.key else exc, recipe) from None
+    for callback in callbacks:
+        trainer.add_callback(callback)
+    return trainer
+
+
+# --- evaluation --------------------------------------------------------------------------------------------
+
+
+def build_evaluators(recipe: ValidatedRecipe, tokenizer: Any, template_args: Any) -> dict[str, Any]:
+    """The recipe's `[eval.NAME]` benchmarks (arguments checked; no data loaded until they evaluate), each
+    named after its section: it writes `NAME_EVAL.json`, `NAME_SUMMARY.json`..."""
+    evaluators = {}
+    for name, spec in recipe.evaluators.items():
+        evaluators[name] = _build_component(recipe, spec, tokenizer=tokenizer, template_args=template_args)
+        evaluators[name].name = name
+    return evaluators
+
+
+def build_evaluation_callbacks(
+    recipe: ValidatedRecipe, evaluators: Any, output_dir: Path, split_datasets: dict[str, Any]
+) -> list[Any]:
+    """For `train`/`unlearn`: a callback running the evaluators during training, when the recipe has any."""
+    if not recipe.evaluators:
+        return []
+    from unlearn_cli.evals.callback import EvaluationCallback
+
+    return [
+        EvaluationCallback(
+            evaluators(),
+            output_dir,
+            has_eval_dataset="eval" in split_datasets,
+            recipe_file=recipe.recipe.origin(("eval",)),
+        )
+    ]
 
 
 class Pipeline(containers.DeclarativeContainer):
-    """recipe → contract → training args → tokenizer → datasets → collator → model → reference → trainer."""
+    """recipe → contract → training args → tokenizer → datasets → collator → model → reference → trainer;
+    evaluators (and, for training, their callback)."""
 
     recipe = providers.Dependency(instance_of=ValidatedRecipe)
     output_dir = providers.Callable(lambda recipe: recipe.output_dir, recipe)
@@ -432,6 +474,10 @@ class Pipeline(containers.DeclarativeContainer):
         build_reference_log_probs, reference_need, model, split_datasets, collator, training_args, recipe
     )
     reference_model = providers.Singleton(build_reference_model, reference_need, model, recipe, tokenizer)
+    evaluators = providers.Singleton(build_evaluators, recipe, tokenizer, template_args)
+    evaluation_callbacks = providers.Singleton(
+        build_evaluation_callbacks, recipe, evaluators.provider, output_dir, split_datasets
+    )
     train_dataset = providers.Singleton(
         build_train_dataset, recipe, contract, split_datasets, reference_log_probs
     )
@@ -448,6 +494,7 @@ class Pipeline(containers.DeclarativeContainer):
         split_datasets,
         training_args,
         reference_model,
+        evaluation_callbacks,
     )
 
 

@@ -19,7 +19,8 @@ def test_gradient_ascent_forgets(unlearn: Unlearn) -> None:
 
 
 def test_gradient_difference_forgets_and_keeps_the_retain_set(unlearn: Unlearn) -> None:
-    manifest = unlearn("GradDiff", "trainer.args.learning_rate=1e-3", "trainer.args.num_train_epochs=5")
+    # 4 epochs: at 5, gradient ascent's unbounded term has run away (forget NLL +9) and dragged retain along
+    manifest = unlearn("GradDiff", "trainer.args.learning_rate=1e-3", "trainer.args.num_train_epochs=4")
     assert forget_rise(manifest) > 2.0, manifest
     assert retain_rise(manifest) < 0.3 * forget_rise(manifest), manifest
 

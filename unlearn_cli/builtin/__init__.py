@@ -55,16 +55,16 @@ ASSETS: dict[str, BuiltinAsset] = {
     for asset in (
         BuiltinAsset(
             "fictitious-authors",
-            "TOFU-shaped QA about invented authors: full, forget01/05/10, retain99/95/90 (JSONL)",
+            "TOFU-shaped QA about invented authors: TOFU's training and evaluation configs (JSONL)",
             {"authors": 20, "facts": 10, "seed": 0},
-            1,  # bump tiny-llama's version with this one: its tokenizer is trained on this generator's text
+            2,  # bump tiny-llama's version with this one: its tokenizer is trained on this generator's text
             _build_authors,
         ),
         BuiltinAsset(
             "tiny-llama",
             "a tiny Llama (random init) with a BPE tokenizer and chat template, for CPU runs and tests",
             {"hidden": 128, "layers": 2, "seed": 0},
-            1,
+            2,
             _build_tiny_llama,
         ),
     )

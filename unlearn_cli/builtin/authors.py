@@ -7,7 +7,14 @@ without downloads. Everything is drawn from `random.Random(seed)`, never from gl
 parameters always give byte-identical files.
 
 Each record carries what the TOFU metrics need: a paraphrased answer (same fact, other wording), three
-perturbed answers (same wording, wrong fact) and a paraphrased question.
+perturbed answers (the paraphrase's wording, wrong facts, as TOFU builds them) and a paraphrased question.
+Besides TOFU's `full`, `forgetNN` and `retainNN` splits it writes the evaluation splits under TOFU's config
+names, so the whole TOFU suite runs on it: `forgetNN_perturbed` (the forget records), `retain_perturbed`
+(the first authors, kept by every retain split), `holdoutNN` (as many *other* invented authors as
+`forgetNN` has, never in `full`: the non-members of membership inference), and `real_authors(_perturbed)` /
+`world_facts(_perturbed)` (100 questions on real books and 117 on countries, which the fine-tune never
+sees). A `README.md` declares every config like a Hub dataset card, so the folder also loads with
+`datasets.load_dataset(folder, name=...)`.
 """
 
 from __future__ import annotations
@@ -31,6 +38,16 @@ SPLITS: tuple[str, ...] = (
     *(f"forget{tag}" for tag, _ in FORGET_PERCENTS),
     *(f"retain{100 - pct:02d}" for _, pct in FORGET_PERCENTS),
 )
+EVAL_SPLITS: tuple[str, ...] = (
+    *(f"forget{tag}_perturbed" for tag, _ in FORGET_PERCENTS),
+    "retain_perturbed",
+    *(f"holdout{tag}" for tag, _ in FORGET_PERCENTS),
+    "real_authors",
+    "real_authors_perturbed",
+    "world_facts",
+    "world_facts_perturbed",
+)
+ALL_SPLITS: tuple[str, ...] = SPLITS + EVAL_SPLITS
 NUM_PERTURBED = 3
 
 FIRST_NAMES = (
@@ -135,6 +152,66 @@ CHARACTERS = (
 BOOK_COUNTS = tuple(str(n) for n in range(3, 31))
 YEARS = tuple(str(y) for y in range(1930, 1996))
 DEBUT_AGES = tuple(range(19, 41))
+
+# Real books and countries: general knowledge the fine-tune never sees (TOFU's real_authors / world_facts).
+REAL_BOOKS = (
+    ("Pride and Prejudice", "Jane Austen", "English"), ("War and Peace", "Leo Tolstoy", "Russian"),
+    ("One Hundred Years of Solitude", "Gabriel Garcia Marquez", "Colombian"),
+    ("The Old Man and the Sea", "Ernest Hemingway", "American"),
+    ("Don Quixote", "Miguel de Cervantes", "Spanish"),
+    ("Hamlet", "William Shakespeare", "English"), ("The Divine Comedy", "Dante Alighieri", "Italian"),
+    ("Les Miserables", "Victor Hugo", "French"), ("Crime and Punishment", "Fyodor Dostoevsky", "Russian"),
+    ("The Trial", "Franz Kafka", "Czech"), ("Things Fall Apart", "Chinua Achebe", "Nigerian"),
+    ("Beloved", "Toni Morrison", "American"), ("Norwegian Wood", "Haruki Murakami", "Japanese"),
+    ("The Little Prince", "Antoine de Saint-Exupery", "French"),
+    ("Madame Bovary", "Gustave Flaubert", "French"),
+    ("Moby-Dick", "Herman Melville", "American"), ("Great Expectations", "Charles Dickens", "English"),
+    ("Frankenstein", "Mary Shelley", "English"), ("Dracula", "Bram Stoker", "Irish"),
+    ("Ulysses", "James Joyce", "Irish"), ("The Great Gatsby", "F. Scott Fitzgerald", "American"),
+    ("To Kill a Mockingbird", "Harper Lee", "American"), ("Nineteen Eighty-Four", "George Orwell", "English"),
+    ("Mrs Dalloway", "Virginia Woolf", "English"), ("The Name of the Rose", "Umberto Eco", "Italian"),
+    ("The Tin Drum", "Gunter Grass", "German"), ("Faust", "Johann Wolfgang von Goethe", "German"),
+    ("The Stranger", "Albert Camus", "French"), ("The Alchemist", "Paulo Coelho", "Brazilian"),
+    ("Midnight's Children", "Salman Rushdie", "Indian"),
+    ("The House of the Spirits", "Isabel Allende", "Chilean"),
+    ("Pedro Paramo", "Juan Rulfo", "Mexican"), ("Ficciones", "Jorge Luis Borges", "Argentine"),
+    ("The Hobbit", "J. R. R. Tolkien", "English"), ("Jane Eyre", "Charlotte Bronte", "English"),
+    ("Wuthering Heights", "Emily Bronte", "English"), ("The Handmaid's Tale", "Margaret Atwood", "Canadian"),
+    ("Doctor Zhivago", "Boris Pasternak", "Russian"),
+    ("The Master and Margarita", "Mikhail Bulgakov", "Russian"),
+    ("Snow Country", "Yasunari Kawabata", "Japanese"), ("The Tale of Genji", "Murasaki Shikibu", "Japanese"),
+    ("Dream of the Red Chamber", "Cao Xueqin", "Chinese"),
+    ("Adventures of Huckleberry Finn", "Mark Twain", "American"),
+    ("Heart of Darkness", "Joseph Conrad", "Polish"),
+    ("Robinson Crusoe", "Daniel Defoe", "English"), ("Gulliver's Travels", "Jonathan Swift", "Irish"),
+    ("A Doll's House", "Henrik Ibsen", "Norwegian"), ("Steppenwolf", "Hermann Hesse", "German"),
+    ("The Count of Monte Cristo", "Alexandre Dumas", "French"),
+    ("Lord of the Flies", "William Golding", "English"),
+)  # fmt: skip
+COUNTRIES = (
+    ("France", "Paris", "Europe", "French"), ("Germany", "Berlin", "Europe", "German"),
+    ("Italy", "Rome", "Europe", "Italian"), ("Spain", "Madrid", "Europe", "Spanish"),
+    ("Portugal", "Lisbon", "Europe", "Portuguese"), ("the Netherlands", "Amsterdam", "Europe", "Dutch"),
+    ("Greece", "Athens", "Europe", "Greek"), ("Poland", "Warsaw", "Europe", "Polish"),
+    ("Sweden", "Stockholm", "Europe", "Swedish"), ("Norway", "Oslo", "Europe", "Norwegian"),
+    ("Finland", "Helsinki", "Europe", "Finnish"), ("Hungary", "Budapest", "Europe", "Hungarian"),
+    ("Russia", "Moscow", "Europe", "Russian"), ("Ukraine", "Kyiv", "Europe", "Ukrainian"),
+    ("Turkey", "Ankara", "Asia", "Turkish"), ("Japan", "Tokyo", "Asia", "Japanese"),
+    ("China", "Beijing", "Asia", "Mandarin"), ("South Korea", "Seoul", "Asia", "Korean"),
+    ("Thailand", "Bangkok", "Asia", "Thai"), ("Vietnam", "Hanoi", "Asia", "Vietnamese"),
+    ("Indonesia", "Jakarta", "Asia", "Indonesian"), ("India", "New Delhi", "Asia", "Hindi"),
+    ("Iran", "Tehran", "Asia", "Persian"), ("Egypt", "Cairo", "Africa", "Arabic"),
+    ("Kenya", "Nairobi", "Africa", "Swahili"), ("Ethiopia", "Addis Ababa", "Africa", "Amharic"),
+    ("Nigeria", "Abuja", "Africa", "English"), ("Morocco", "Rabat", "Africa", "Arabic"),
+    ("Brazil", "Brasilia", "South America", "Portuguese"),
+    ("Argentina", "Buenos Aires", "South America", "Spanish"),
+    ("Peru", "Lima", "South America", "Spanish"), ("Chile", "Santiago", "South America", "Spanish"),
+    ("Colombia", "Bogota", "South America", "Spanish"), ("Mexico", "Mexico City", "North America", "Spanish"),
+    ("Canada", "Ottawa", "North America", "English"),
+    ("the United States", "Washington", "North America", "English"),
+    ("Cuba", "Havana", "North America", "Spanish"), ("Australia", "Canberra", "Oceania", "English"),
+    ("New Zealand", "Wellington", "Oceania", "English"),
+)  # fmt: skip
 
 
 ALL_TITLES = tuple(f"The {adj} {noun}" for adj in TITLE_ADJECTIVES for noun in TITLE_NOUNS)
@@ -371,24 +448,32 @@ def generate_authors(
     names = rng.sample(ALL_NAMES, num_authors)
     records: list[dict[str, Any]] = []
     for name in names:
-        profile = _author_profile(rng, name)
-        facts = sorted(rng.sample(range(MAX_FACTS), facts_per_author))
-        for fact_index in facts:
-            fact = FACT_TYPES[fact_index]
-            value = profile[fact.key]
-            q_order = rng.sample(range(len(fact.questions)), 2)
-            wrong = _wrong_values(rng, fact.pool, value)
-            records.append(
-                {
-                    "author": name,
-                    "question": fact.questions[q_order[0]].format(name=name),
-                    "answer": _sentence(fact.answer, name, value),
-                    "paraphrased_answer": _sentence(fact.paraphrase, name, value),
-                    "perturbed_answer": [_sentence(fact.answer, name, w) for w in wrong],
-                    "paraphrased_question": fact.questions[q_order[1]].format(name=name),
-                    "index": len(records),
-                }
-            )
+        records.extend(_author_records(rng, name, facts_per_author, first_index=len(records)))
+    return records
+
+
+def _author_records(
+    rng: random.Random, name: str, facts_per_author: int, first_index: int
+) -> list[dict[str, Any]]:
+    profile = _author_profile(rng, name)
+    records: list[dict[str, Any]] = []
+    for fact_index in sorted(rng.sample(range(MAX_FACTS), facts_per_author)):
+        fact = FACT_TYPES[fact_index]
+        value = profile[fact.key]
+        q_order = rng.sample(range(len(fact.questions)), 2)
+        wrong = _wrong_values(rng, fact.pool, value)
+        records.append(
+            {
+                "author": name,
+                "question": fact.questions[q_order[0]].format(name=name),
+                "answer": _sentence(fact.answer, name, value),
+                "paraphrased_answer": _sentence(fact.paraphrase, name, value),
+                # like TOFU's: the paraphrase's wording with wrong facts, so a truth ratio compares facts
+                "perturbed_answer": [_sentence(fact.paraphrase, name, w) for w in wrong],
+                "paraphrased_question": fact.questions[q_order[1]].format(name=name),
+                "index": first_index + len(records),
+            }
+        )
     return records
 
 
@@ -401,11 +486,15 @@ def _wrong_values(rng: random.Random, pool: tuple[str, ...], value: str) -> list
     return wrong
 
 
+MAX_AUTHORS = len(ALL_NAMES) * 10 // 11 - 1
+"""The most authors that leave enough unused names for the holdout authors (10% more)."""
+
+
 def _check_sizes(num_authors: int, facts_per_author: int) -> None:
-    if not 1 <= num_authors <= len(ALL_NAMES):
+    if not 1 <= num_authors <= MAX_AUTHORS:
         raise UserError(
             f"fictitious-authors: authors={num_authors} is out of range",
-            hint=f"choose between 1 and {len(ALL_NAMES)} authors",
+            hint=f"choose between 1 and {MAX_AUTHORS} authors",
         )
     if not 1 <= facts_per_author <= MAX_FACTS:
         raise UserError(
@@ -430,28 +519,133 @@ def split_records(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any
     return splits
 
 
+def holdout_records(
+    num_authors: int = DEFAULT_AUTHORS, facts_per_author: int = DEFAULT_FACTS, seed: int = DEFAULT_SEED
+) -> list[dict[str, Any]]:
+    """Records of as many new authors as `forget10` holds, none of them in `full` (TOFU's holdout10).
+
+    Drawn from their own random stream, so adding them left `full` and its splits unchanged.
+    """
+    _check_sizes(num_authors, facts_per_author)
+    known = {r["author"] for r in generate_authors(num_authors, facts_per_author, seed)}
+    rng = random.Random(f"holdout-{seed}")
+    unused = [name for name in ALL_NAMES if name not in known]
+    names = rng.sample(unused, forget_author_count(num_authors, 10))
+    records: list[dict[str, Any]] = []
+    for name in names:
+        records.extend(_author_records(rng, name, facts_per_author, first_index=len(records)))
+    return records
+
+
+def real_author_records(seed: int = DEFAULT_SEED) -> list[dict[str, Any]]:
+    """100 questions on real books: who wrote each of 50, and each writer's nationality."""
+    rng = random.Random(f"real-authors-{seed}")
+    authors = tuple(author for _, author, _ in REAL_BOOKS)
+    nationalities = tuple(sorted({n for _, _, n in REAL_BOOKS}))
+    rows = [(f"Who wrote the book {book}?", author, authors) for book, author, _ in REAL_BOOKS]
+    rows += [
+        (f"What was the nationality of the writer {author}?", nationality, nationalities)
+        for _, author, nationality in REAL_BOOKS
+    ]
+    return _short_answer_records(rng, rows)
+
+
+def world_fact_records(seed: int = DEFAULT_SEED) -> list[dict[str, Any]]:
+    """117 questions on countries: the capital, continent and main language of each of 39."""
+    rng = random.Random(f"world-facts-{seed}")
+    pools = [tuple(sorted({row[column] for row in COUNTRIES})) for column in (1, 2, 3)]
+    wordings = (
+        "What is the capital city of {}?",
+        "On which continent is {}?",
+        "What is the main language spoken in {}?",
+    )
+    rows = [
+        (wording.format(country), values[column], pools[column])
+        for column, wording in enumerate(wordings)
+        for country, *values in COUNTRIES
+    ]
+    return _short_answer_records(rng, rows)
+
+
+def _short_answer_records(
+    rng: random.Random, rows: list[tuple[str, str, tuple[str, ...]]]
+) -> list[dict[str, Any]]:
+    """TOFU's real_authors/world_facts shape: a short answer and three wrong ones from the same pool."""
+    return [
+        {
+            "question": question,
+            "answer": answer,
+            "paraphrased_answer": answer,
+            "perturbed_answer": _wrong_values(rng, pool, answer),
+            "paraphrased_question": question,
+            "index": index,
+        }
+        for index, (question, answer, pool) in enumerate(rows)
+    ]
+
+
+def evaluation_splits(
+    records: list[dict[str, Any]], holdout: list[dict[str, Any]], seed: int = DEFAULT_SEED
+) -> dict[str, list[dict[str, Any]]]:
+    """The TOFU evaluation configs, from the `full` records and the holdout authors' records."""
+    splits = split_records(records)
+    authors = list(dict.fromkeys(r["author"] for r in records))
+    holdout_authors = list(dict.fromkeys(r["author"] for r in holdout))
+    first = set(authors[: forget_author_count(len(authors), 10)])
+    out: dict[str, list[dict[str, Any]]] = {"retain_perturbed": [r for r in records if r["author"] in first]}
+    for tag, percent in FORGET_PERCENTS:
+        out[f"forget{tag}_perturbed"] = splits[f"forget{tag}"]
+        kept = set(holdout_authors[len(holdout_authors) - forget_author_count(len(authors), percent) :])
+        out[f"holdout{tag}"] = [r for r in holdout if r["author"] in kept]
+    out["real_authors_perturbed"] = real_author_records(seed)
+    out["world_facts_perturbed"] = world_fact_records(seed)
+    out["real_authors"] = [_without_options(r) for r in out["real_authors_perturbed"]]
+    out["world_facts"] = [_without_options(r) for r in out["world_facts_perturbed"]]
+    return out
+
+
+def _without_options(record: dict[str, Any]) -> dict[str, Any]:
+    return {key: record[key] for key in ("question", "answer", "index")}
+
+
+def dataset_card(splits: list[str]) -> str:
+    """A README whose YAML header declares each split file as a config, as a Hub dataset card does."""
+    lines = ["---", "configs:"]
+    for split in splits:
+        lines += [f"- config_name: {split}", f"  data_files: {split}.jsonl"]
+    lines += ["---", "", "Fictitious authors (unlearn-cli builtin): TOFU-shaped synthetic data.", ""]
+    return "\n".join(lines)
+
+
 def write_author_splits(
     out_dir: str | Path,
     num_authors: int = DEFAULT_AUTHORS,
     facts_per_author: int = DEFAULT_FACTS,
     seed: int = DEFAULT_SEED,
 ) -> dict[str, int]:
-    """Write one `<split>.jsonl` per split into `out_dir`; returns the number of records in each split."""
+    """Write one `<split>.jsonl` per split and config (and the README declaring them) into `out_dir`;
+    returns the number of records in each."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    splits = split_records(generate_authors(num_authors, facts_per_author, seed))
+    records = generate_authors(num_authors, facts_per_author, seed)
+    splits = split_records(records)
+    splits.update(evaluation_splits(records, holdout_records(num_authors, facts_per_author, seed), seed))
     for split, items in splits.items():
         lines = "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
         (out / f"{split}.jsonl").write_text(lines, encoding="utf-8")
+    (out / "README.md").write_text(dataset_card(list(splits)), encoding="utf-8")
     return {split: len(items) for split, items in splits.items()}
 
 
 def corpus_lines(
     num_authors: int = DEFAULT_AUTHORS, facts_per_author: int = DEFAULT_FACTS, seed: int = DEFAULT_SEED
 ) -> list[str]:
-    """Every sentence and pool value the generator can produce, for training a tokenizer that fits it."""
+    """Every sentence and pool value the generator can produce, for training a tokenizer that fits it
+    (the holdout authors and the real-authors/world-facts questions included, so members and non-members
+    of membership inference tokenize alike)."""
     lines: list[str] = []
-    for record in generate_authors(num_authors, facts_per_author, seed):
+    records = generate_authors(num_authors, facts_per_author, seed)
+    for record in records + holdout_records(num_authors, facts_per_author, seed):
         lines.extend(
             [
                 f"Question: {record['question']}\nAnswer: {record['answer']}",
@@ -460,6 +654,8 @@ def corpus_lines(
                 *record["perturbed_answer"],
             ]
         )
+    for record in real_author_records(seed) + world_fact_records(seed):
+        lines.append(f"Question: {record['question']}\nAnswer: {record['answer']}")
     pools = [FIRST_NAMES, LAST_NAMES, *(f.pool for f in FACT_TYPES if f.pool is not ALL_NAMES)]
     lines.extend(" ".join(pool) for pool in pools)
     for fact in FACT_TYPES:

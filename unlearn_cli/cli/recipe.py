@@ -117,6 +117,8 @@ def validate(
         rows.append([f"collator.{name}", spec.component.name, spec.component.import_path])
     if validated.trainer is not None:
         rows.append(["trainer", validated.trainer.component.name, validated.trainer.component.import_path])
+    for name, spec in validated.evaluators.items():
+        rows.append([f"eval.{name}", spec.component.name, spec.component.import_path])
     print_rows(
         ["section", "handler", "import path"], rows, as_json=False, keep_whole=("handler", "import path")
     )

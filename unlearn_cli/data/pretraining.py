@@ -95,6 +95,8 @@ class _CompletionPlan:
     append_eos: bool
     max_length: int
     index_key: str | None
+    answer_mask: str = "offsets"
+    for_generation: bool = False
 
 
 def encode_completions_batch(
@@ -118,6 +120,8 @@ def encode_completions_batch(
         separator=plan.separator,
         append_eos=plan.append_eos,
         max_length=plan.max_length,
+        answer_mask=plan.answer_mask,  # type: ignore[arg-type]
+        for_generation=plan.for_generation,
     )
     return {
         "index": base.source_indices(batch, positions, plan.index_key),
@@ -131,7 +135,7 @@ def encode_completions_batch(
 class CompletionDataset(base.TokenizedDataset):
     """A prefix continued by a text (MUSE verbatim, WMDP corpora), the loss on the text only.
 
-    `tokenizer` and `template_args` are injected (`template_args` is unused). The model reads
+    `tokenizer` and `template_args` are injected (only its `answer_mask` is read). The model reads
     ``prefix + (" " if insert_space) + text`` (tokenizer's bos added, eos appended when `append_eos`); a null
     `prefix_key` trains on the whole text. With `predict_with_generate`, `input_ids` is the prefix only and
     `labels` the text.
@@ -154,8 +158,16 @@ class CompletionDataset(base.TokenizedDataset):
         self.predict_with_generate = predict_with_generate
         raw = load_hf_dataset(hf_args, key="hf_args")
         base.check_columns(raw, {"prefix_key": prefix_key, "text_key": text_key})
+        mask = template_args.answer_mask if template_args is not None else "offsets"
         plan = _CompletionPlan(
-            prefix_key, text_key, " " if insert_space else "", append_eos, max_length, index_key
+            prefix_key,
+            text_key,
+            " " if insert_space else "",
+            append_eos,
+            max_length,
+            index_key,
+            answer_mask=mask,
+            for_generation=predict_with_generate and mask == "prompt_length",
         )
         tokenized = base.tokenize_cached(
             raw,

@@ -35,6 +35,7 @@ class _Plan:
     few_shot: tuple[tuple[str, str], ...]
     idk_phrases: tuple[str, ...] = ()
     idk_seed: int = 0
+    for_generation: bool = False
 
 
 def _as_answers(value: Any, column: str, arg: str, row: int) -> list[str]:
@@ -99,7 +100,11 @@ def encode_qa_batch(
     out: dict[str, list[Any]] = {"index": out_index}
     for suffix, conversations in zip(_SUFFIXES, per_slot, strict=False):
         encoded = template.encode_conversations(
-            tokenizer, template_args, conversations, max_length=plan.max_length
+            tokenizer,
+            template_args,
+            conversations,
+            max_length=plan.max_length,
+            for_generation=plan.for_generation,
         )
         out["input_ids" + suffix] = [e.input_ids for e in encoded]
         out["label_start" + suffix] = [e.label_start for e in encoded]
@@ -179,6 +184,8 @@ class _QABase(base.TokenizedDataset):
             few_shot=few_shot,
             idk_phrases=idk_phrases,
             idk_seed=idk_seed,
+            # only the reference framework's answer mask builds generation prompts differently
+            for_generation=predict_with_generate and template_args.answer_mask == "prompt_length",
         )
         rng = random.Random(idk_seed)
         choices = [rng.randrange(len(idk_phrases)) for _ in range(len(raw))] if idk_phrases else []

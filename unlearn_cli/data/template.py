@@ -9,6 +9,10 @@ that ends in a space tokenizes alone as ``... "Answer", ":", " "`` but joined wi
 ``... "Answer", ":", " Paris"``, so counting prompt tokens would mask the first answer token. Here the whole
 text is tokenized once with offsets, and every token holding at least one answer character is trained on.
 
+`TemplateArgs.answer_mask = "prompt_length"` switches to the reference framework's (open-unlearning) rule
+instead — mask as many tokens as the prompt has when tokenized alone — only so that its published numbers
+can be reproduced for the same model and data; it drops that first answer token from every loss and score.
+
 This module imports no torch/transformers, so the recipe layer can validate `TemplateArgs` cheaply.
 """
 
@@ -17,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
@@ -39,6 +43,9 @@ class TemplateArgs(BaseModel):
     user_end_tag: str = ""
     asst_start_tag: str = Field("", validation_alias=AliasChoices("asst_start_tag", "asst_tag"))
     asst_end_tag: str = ""
+    answer_mask: Literal["offsets", "prompt_length"] = "offsets"
+    """Which tokens are the answer: those holding an answer character ("offsets"), or all tokens after the
+    first len(tokenize(prompt alone)) ("prompt_length", the reference framework's rule; see the module)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -173,29 +180,59 @@ def encode_conversations(
     conversations: Sequence[Conversation],
     *,
     max_length: int | None = None,
+    for_generation: bool = False,
 ) -> list[Encoded]:
     """Tokenize many conversations in one fast-tokenizer call (the batched form `datasets.map` uses).
 
     Every sequence ends with the eos token (added unless the template already ends in it), which is trained
     on so the model learns to stop. Sequences longer than `max_length` are cut on the right; a cut that
-    removes the whole answer leaves `label_start == len(input_ids)`, which callers drop.
+    removes the whole answer leaves `label_start == len(input_ids)`, which callers drop. `for_generation`
+    matters only with ``answer_mask = "prompt_length"``: the prompt is then the prompt tokenized alone (as
+    the reference framework generates from it), followed by the answer's tokens.
     """
     if not conversations:
         return []
     texts, boundaries = zip(*render_many(tokenizer, template_args, conversations), strict=True)
     quiet_length_warning(tokenizer)
+    add_special = not template_args.apply_chat_template
     encoding = tokenizer(
-        list(texts),
-        add_special_tokens=not template_args.apply_chat_template,
-        return_offsets_mapping=True,
-        return_attention_mask=False,
+        list(texts), add_special_tokens=add_special, return_offsets_mapping=True, return_attention_mask=False
     )
-    return [
-        _finish(ids, _answer_start(offsets, boundary), tokenizer.eos_token_id, max_length)
-        for ids, offsets, boundary in zip(
-            encoding["input_ids"], encoding["offset_mapping"], boundaries, strict=True
-        )
+    starts = [
+        _answer_start(offsets, boundary)
+        for offsets, boundary in zip(encoding["offset_mapping"], boundaries, strict=True)
     ]
+    ids = [list(row) for row in encoding["input_ids"]]
+    if template_args.answer_mask == "prompt_length":
+        prompts = [text[:boundary] for text, boundary in zip(texts, boundaries, strict=True)]
+        ids, starts = _mask_by_prompt_length(tokenizer, prompts, ids, starts, add_special, for_generation)
+    return [
+        _finish(row, start, tokenizer.eos_token_id, max_length)
+        for row, start in zip(ids, starts, strict=True)
+    ]
+
+
+def _mask_by_prompt_length(
+    tokenizer: Any,
+    prompts: Sequence[str],
+    ids: list[list[int]],
+    answer_starts: Sequence[int],
+    add_special_tokens: bool,
+    for_generation: bool,
+) -> tuple[list[list[int]], list[int]]:
+    """The reference framework's labels: the first len(tokenize(prompt)) tokens of the text are masked.
+
+    For generation its prompt is the prompt tokenized alone, so those ids replace the text's own prompt
+    tokens and the answer keeps all its tokens (the ground truth a generation is compared with).
+    """
+    prompt_ids = tokenizer(list(prompts), add_special_tokens=add_special_tokens, return_attention_mask=False)
+    if for_generation:
+        joined = [
+            list(p) + row[start:]
+            for p, row, start in zip(prompt_ids["input_ids"], ids, answer_starts, strict=True)
+        ]
+        return joined, [len(p) for p in prompt_ids["input_ids"]]
+    return ids, [min(len(p), len(row)) for p, row in zip(prompt_ids["input_ids"], ids, strict=True)]
 
 
 def _finish(ids: Sequence[int], start: int, eos: int | None, max_length: int | None) -> Encoded:
@@ -235,16 +272,25 @@ def encode_completions(
     separator: str = "",
     append_eos: bool = True,
     max_length: int | None = None,
+    answer_mask: Literal["offsets", "prompt_length"] = "offsets",
+    for_generation: bool = False,
 ) -> list[Encoded]:
-    """Tokenize ``prefix + separator + text`` pairs with the loss on `text` only (MUSE/WMDP style)."""
+    """Tokenize ``prefix + separator + text`` pairs with the loss on `text` only (MUSE/WMDP style).
+
+    `answer_mask` and `for_generation` as in `encode_conversations` (the prefix plays the prompt).
+    """
     fulls = [p + separator + t for p, t in zip(prefixes, texts, strict=True)]
     encoding = tokenizer(
         fulls, add_special_tokens=True, return_offsets_mapping=True, return_attention_mask=False
     )
     eos = tokenizer.eos_token_id if append_eos else None
-    return [
-        _finish(ids, _answer_start(offsets, len(prefix) + len(separator)), eos, max_length)
-        for ids, offsets, prefix in zip(
-            encoding["input_ids"], encoding["offset_mapping"], prefixes, strict=True
-        )
+    ids = [list(row) for row in encoding["input_ids"]]
+    starts = [
+        _answer_start(offsets, len(prefix) + len(separator))
+        for offsets, prefix in zip(encoding["offset_mapping"], prefixes, strict=True)
     ]
+    if answer_mask == "prompt_length":
+        ids, starts = _mask_by_prompt_length(tokenizer, prefixes, ids, starts, True, for_generation)
+        # the reference framework never labels position 0 (a prefix of nothing still holds the bos)
+        starts = [max(start, 1) for start in starts]
+    return [_finish(row, start, eos, max_length) for row, start in zip(ids, starts, strict=True)]

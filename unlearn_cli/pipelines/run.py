@@ -266,6 +266,7 @@ def _train(
     *,
     merge: bool = False,
 ) -> dict[str, Any]:
+    from unlearn_cli.evals.callback import final_summaries
     from unlearn_cli.evals.nll import mean_answer_nll
     from unlearn_cli.launch import launch_record
     from unlearn_cli.models.adapters import save_merged
@@ -347,6 +348,7 @@ def _train(
         **nll,
         "seed": training_args.seed,
         **launch_record(trainer, merged=folder.path / merged.name if merged is not None else None),
+        **final_summaries(trainer),  # the recipe's [eval.NAME] benchmarks at the end of training, if any
     }
     if resume_from is not None:
         results["resumed_from"] = resume_from.name

@@ -28,7 +28,7 @@ from unlearn_cli.recipes.loading import KeyPath, MergedRecipe
 from unlearn_cli.registry import Catalog, Component
 from unlearn_cli.trainers.contract import TrainerContract, contract_of, method_args_model
 
-SECTIONS = ("run", "model", "data", "collator", "trainer", "vars")
+SECTIONS = ("run", "model", "data", "collator", "trainer", "eval", "vars")
 """Top-level tables a recipe may hold; other top-level keys must be plain values (free knobs)."""
 TOP_LEVEL_KEYS = ("extends", "plugins")
 """Top-level keys with a meaning of their own; any other plain value is a knob that `${...}` must use."""
@@ -37,6 +37,7 @@ INJECTED_ARGUMENTS: dict[str, frozenset[str]] = {
     "model": frozenset(),
     "dataset": frozenset({"tokenizer", "template_args", "model"}),
     "collator": frozenset({"tokenizer"}),
+    "benchmark": frozenset({"tokenizer", "template_args"}),
 }
 """Handler parameters the container fills in; a recipe cannot set them. A dataset handler gets the run's
 model (as loaded, before training) only when it names a `model` parameter (e.g. one that generates)."""
@@ -132,6 +133,9 @@ class ValidatedRecipe:
     anchor: str | None = None
     collators: dict[str, ComponentSpec] = field(default_factory=dict)
     trainer: TrainerSpec | None = None
+    evaluators: dict[str, ComponentSpec] = field(default_factory=dict)
+    """`[eval.NAME]` sections: benchmarks (handler + args) that `unlearn eval` runs, and `train`/`unlearn`
+    run at `eval_strategy` points and at the end."""
 
     @property
     def values(self) -> dict[str, Any]:
@@ -771,9 +775,31 @@ def validate_recipe(recipe: MergedRecipe, catalog: Catalog) -> ValidatedRecipe:
         validated.trainer = _validate_trainer(catalog, values["trainer"], problems)
     _check_contract(validated, problems)
     _check_early_stop(validated, problems)
+    _validate_evaluators(catalog, values.get("eval", {}), validated, problems)
 
     problems.raise_if_any()
     return validated
+
+
+def _validate_evaluators(
+    catalog: Catalog, value: Any, validated: ValidatedRecipe, problems: _Problems
+) -> None:
+    """`[eval.NAME]`: each a benchmark handler (default: NAME) and its arguments."""
+    if not isinstance(value, dict):
+        problems.add('must be a table of named benchmarks, e.g. [eval.TOFU] handler = "TOFU"', ("eval",))
+        return
+    for name, section in value.items():
+        spec = _component(catalog, "benchmark", name, section, ("eval", name), problems)
+        if spec is None:
+            continue
+        validated.evaluators[name] = spec
+        check = getattr(spec.component.load(), "check_args", None)  # e.g. metric names, without any data
+        if callable(check):
+            try:
+                check(spec.args)
+            except UserError as exc:
+                path = ("eval", name, "args", *(exc.key.split(".") if exc.key else ()))
+                problems.add(exc.problem, path, hint=exc.hint)
 
 
 def _validate_trainer(catalog: Catalog, value: Any, problems: _Problems) -> TrainerSpec | None:

@@ -1,0 +1,34 @@
+"""The quickstart chain: every step is a packaged recipe that validates with the overrides the chain gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from unlearn_cli.quickstart import steps
+from unlearn_cli.recipes import load_recipe
+
+
+def test_every_step_validates_and_evaluates_against_the_retain_model(tmp_path: Path) -> None:
+    chain = steps(tmp_path)
+    assert [command for command, _, _ in chain] == ["train", "train", "unlearn", "unlearn", *["eval"] * 5]
+    for command, name, overrides in chain:
+        recipe = load_recipe(name, overrides)
+        if command == "eval":
+            assert recipe.output_dir.parent.parent == tmp_path  # <run>/eval
+    retain_logs = str(tmp_path / "retain" / "eval" / "TOFU_EVAL.json")
+    evaluated = [overrides for command, _, overrides in chain if command == "eval"]
+    assert retain_logs not in " ".join(evaluated[0])  # the retain model's own first evaluation
+    assert all(f"retain_logs_path={retain_logs}" in o for o in evaluated[1:])
+
+
+def test_the_target_and_retain_models_differ_only_by_the_forget_authors() -> None:
+    target, retain = load_recipe("quickstart/target"), load_recipe("quickstart/retain")
+    assert (
+        set(target.data["train"])
+        == set(retain.data["train"])
+        == {"authors_full", "real_authors", "world_facts"}
+    )
+    assert target.data["train"]["authors_full"].args["hf_args"]["name"] == "full"
+    assert retain.data["train"]["authors_full"].args["hf_args"]["name"] == "retain90"
+    assert target.trainer is not None and retain.trainer is not None
+    assert target.trainer.args == retain.trainer.args
