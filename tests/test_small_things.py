@@ -104,7 +104,13 @@ def test_json_listings(run_unlearn: Runner) -> None:
     ).items()
 
 
-def test_an_empty_listing_says_so(run_unlearn: Runner) -> None:
+def test_an_empty_listing_says_so(run_unlearn: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    from unlearn_cli import registry
+
+    builtins = registry.builtin_components()
+    monkeypatch.setattr(
+        registry, "builtin_components", lambda: tuple(c for c in builtins if c.kind != "metric")
+    )
     result = run_unlearn("registry", "list", "--kind", "metric")
     assert result.code == 0 and result.stdout == ""
     assert "no metric components registered yet" in result.stderr

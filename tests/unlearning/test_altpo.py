@@ -41,7 +41,8 @@ def test_generation_prompts_end_where_training_answers_start() -> None:
     training = tokenizer("Question: Who?\nAnswer: Paris is here")["input_ids"]
     assert prompt == training[: len(prompt)]
     assert tokenizer.convert_ids_to_tokens(prompt)[-2:] == ["Answer", ":"]
-    assert tokenizer.convert_ids_to_tokens(training[len(prompt)]) == "ĠP"  # the tag's space starts the answer
+    first_answer_token = tokenizer.convert_ids_to_tokens(training[len(prompt)])
+    assert first_answer_token.startswith("ĠP")  # the tag's space starts the answer ("ĠP", "ĠPar"...)
     # the trap avoided: the prompt text tokenized alone would end in a lone space the answer never follows
     assert tokenizer.convert_ids_to_tokens(tokenizer("Question: Who?\nAnswer: ")["input_ids"])[-1] == "Ġ"
 

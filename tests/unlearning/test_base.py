@@ -17,7 +17,7 @@ from unlearn_cli.container import pipeline_for
 from unlearn_cli.data.forget_retain import ForgetRetainDataset
 from unlearn_cli.recipes import load_recipe
 
-SMALL = "builtin://fictitious-authors?authors=4&facts=5"
+SMALL = "builtin://fictitious-authors?authors=6&facts=5"  # its first two forget answers differ in length
 RECIPE = [
     "finetuned_model=builtin://tiny-llama",
     f'data.forget.authors_forget.args.hf_args.path="{SMALL}"',

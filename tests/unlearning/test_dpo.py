@@ -143,8 +143,8 @@ def test_dpo_forgets_and_keeps_the_retain_set(unlearn: Unlearn) -> None:
         "DPO",
         "data.forget.authors_forget.handler=QAwithIdkDataset",
         "data.forget.authors_forget.args.paired=true",
-        "trainer.args.learning_rate=1e-3",
-        "trainer.args.num_train_epochs=3",
+        "trainer.args.learning_rate=3e-3",
+        "trainer.args.num_train_epochs=5",
     )
     assert forget_rise(manifest) > 2.0, manifest
     assert retain_rise(manifest) < 0.1 * forget_rise(manifest), manifest

@@ -149,8 +149,10 @@ def method_of(folder: Path, evaluated: Path) -> str:
         command = manifest.get("command")
         if command in ("train", "unlearn"):
             return str(manifest.get("trainer") or command)
-        if command == "eval" and manifest.get("model"):
-            model_manifest = _read_json(Path(str(manifest["model"])) / "manifest.json")
+        model = manifest.get("model")
+        location = model.get("path") if isinstance(model, dict) else model  # the run record's, or a path
+        if command == "eval" and location:
+            model_manifest = _read_json(Path(str(location)) / "manifest.json")
             if model_manifest.get("trainer"):
                 return str(model_manifest["trainer"])
     return "?"

@@ -22,12 +22,16 @@ from rich.table import Table
 from unlearn_cli.console import console
 from unlearn_cli.errors import UserError
 from unlearn_cli.evals.report import Reporter
-from unlearn_cli.outputs import (
-    environment_record,
-    is_main_process,
+from unlearn_cli.outputs import is_main_process, run_record
+from unlearn_cli.run_folder import (
+    MANIFEST,
+    RECIPE_FILE,
+    RUN_FORMAT,
+    RUN_FORMAT_VERSION,
+    RunStatus,
     now,
-    write_manifest,
-    write_resolved_recipe,
+    write_atomically,
+    write_json,
 )
 
 
@@ -35,33 +39,44 @@ def run_evaluation(
     reference: str, overrides: list[str] | None, *, overwrite: bool = False, pipeline: Any = None
 ) -> dict[str, Any]:
     """Validate the recipe, build its evaluators and model, evaluate, write files, print the table; returns
-    the evaluations by recipe name. `pipeline` replaces the container built from the recipe (tests)."""
-    from unlearn_cli.container import pipeline_for
-    from unlearn_cli.recipes import load_recipe
+    the evaluations by recipe name. `pipeline` replaces the container built from the recipe (tests).
 
-    recipe = pipeline.recipe() if pipeline is not None else load_recipe(reference, overrides)
-    recipe.require("model", "eval", command="eval")
-    pipeline = pipeline if pipeline is not None else pipeline_for(recipe)
-    output_dir = pipeline.output_dir()
-    evaluators = pipeline.evaluators()  # arguments and metric names checked before any weights load
-    _check_device_map(recipe)
-    prepare_eval_folder(output_dir, [evaluator.name for evaluator in evaluators.values()])
-    started, clock = now(), time.perf_counter()
-    _start_processes()
-    model = place_for_evaluation(pipeline.model())
-    reporter = ConsoleReporter() if is_main_process() else Reporter()
-    evaluations = {}
-    for name, evaluator in evaluators.items():
-        try:
-            evaluations[name] = evaluator.evaluate(
-                model, output_dir=output_dir, overwrite=overwrite, reporter=reporter
-            )
-        except UserError as exc:
-            raise exc.under(f"eval.{name}.args").located(file=recipe.recipe.origin(("eval", name))) from None
-    if is_main_process():
-        write_resolved_recipe(output_dir, recipe.values)
-        write_manifest(output_dir, _manifest(recipe, evaluations, started, time.perf_counter() - clock))
-        print_results(evaluations, recipe.run.name, output_dir)
+    SIGINT/SIGTERM stop it at once (exit 130/143): each benchmark's files are written whole at its end, so
+    an interrupted evaluation leaves the results of the benchmarks it finished, which a rerun reuses."""
+    from unlearn_cli.container import pipeline_for
+    from unlearn_cli.interrupt import stop_requests
+    from unlearn_cli.recipes import load_recipe
+    from unlearn_cli.recipes.machine import check_machine
+    from unlearn_cli.recipes.saving import saved_recipe_text
+
+    with stop_requests():
+        recipe = pipeline.recipe() if pipeline is not None else load_recipe(reference, overrides)
+        recipe.require("model", "eval", command="eval")
+        if pipeline is None:
+            check_machine(recipe)
+        pipeline = pipeline if pipeline is not None else pipeline_for(recipe)
+        output_dir = Path(pipeline.output_dir()).expanduser().absolute()
+        evaluators = pipeline.evaluators()  # arguments and metric names checked before any weights load
+        _check_device_map(recipe)
+        prepare_eval_folder(output_dir, [evaluator.name for evaluator in evaluators.values()])
+        started, clock = now(), time.perf_counter()
+        _start_processes()
+        model = place_for_evaluation(pipeline.model())
+        reporter = ConsoleReporter() if is_main_process() else Reporter()
+        evaluations = {}
+        for name, evaluator in evaluators.items():
+            try:
+                evaluations[name] = evaluator.evaluate(
+                    model, output_dir=output_dir, overwrite=overwrite, reporter=reporter
+                )
+            except UserError as exc:
+                located = exc.under(f"eval.{name}.args").located(file=recipe.recipe.origin(("eval", name)))
+                raise located from None
+        if is_main_process():
+            write_atomically(output_dir / RECIPE_FILE, saved_recipe_text(recipe, output_dir=output_dir))
+            record = _manifest(recipe, evaluations, started, time.perf_counter() - clock)
+            write_json(output_dir / MANIFEST, record)
+            print_results(evaluations, recipe.run.name, output_dir)
     return evaluations
 
 
@@ -159,12 +174,8 @@ def place_for_evaluation(model: Any) -> Any:
 
 
 def _manifest(recipe: Any, evaluations: dict[str, Any], started: str, seconds: float) -> dict[str, Any]:
-    model_args = recipe.model.args["model_args"]
-    return {
-        "command": "eval",
-        "run_name": recipe.run.name,
-        "recipe": str(recipe.recipe.source),
-        "model": getattr(model_args, "pretrained_model_name_or_path", None),
+    """The folder's marker (the toolkit's run format, status finished) with the shared run record."""
+    fields = {
         "benchmarks": {
             name: {
                 "benchmark": evaluation.benchmark,
@@ -178,8 +189,9 @@ def _manifest(recipe: Any, evaluations: dict[str, Any], started: str, seconds: f
         "started_at": started,
         "finished_at": now(),
         "wall_seconds": round(seconds, 2),
-        **environment_record(),
     }
+    marker = {"format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION, "status": RunStatus.FINISHED.value}
+    return {**marker, **run_record("eval", recipe, extra=fields)}
 
 
 def format_value(value: Any) -> str:
