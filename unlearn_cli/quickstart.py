@@ -1,4 +1,5 @@
-"""The offline quickstart, end to end: `python -m unlearn_cli.quickstart [--output DIR] [--overwrite]`.
+"""The offline quickstart, end to end: `unlearn quickstart [--output DIR] [--overwrite]` (also
+`python -m unlearn_cli.quickstart`).
 
 On the built-in tiny model and fictitious authors, on a CPU, in a few minutes: fine-tune the target (the
 authors plus general knowledge), fine-tune a retain model that never sees the forget authors, unlearn the
@@ -71,6 +72,14 @@ def run(output: Path, overwrite: bool) -> dict[str, Any]:
     return run_comparison(runs, output=str(output / "comparison"))
 
 
+def run_chain(output: Path, *, overwrite: bool = False, threads: int = 1) -> dict[str, Any]:
+    """The chain with `threads` torch intra-op threads (1: the same numbers on every machine)."""
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    return run(output, overwrite)
+
+
 def main(argv: list[str] | None = None) -> None:
     from unlearn_cli.cli.common import console_err
     from unlearn_cli.errors import USER_ERROR_EXIT_CODE, UserError
@@ -90,11 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         "on a busy machine two threads ran the whole chain 4x slower)",
     )
     args = parser.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(max(1, args.threads))
     try:
-        run(Path(args.output), args.overwrite)
+        run_chain(Path(args.output), overwrite=args.overwrite, threads=args.threads)
     except UserError as error:
         console_err.print(f"[bold red]error:[/] {error.render()}", highlight=False, soft_wrap=True)
         sys.exit(USER_ERROR_EXIT_CODE)

@@ -250,15 +250,23 @@ def _cell(value: Any) -> str:
 
 
 def print_table(rows: list[RunSummary], columns: list[str]) -> None:
+    """A table in a terminal; tab-separated lines (header first) when piped, so nothing is cut or wrapped."""
+    cells = [
+        [row.run, row.method, row.benchmark, row.split, *(_cell(row.metrics.get(c)) for c in columns)]
+        for row in rows
+    ]
+    if not console.is_terminal:
+        header = ["run", "method", "benchmark", "split", *columns]
+        console.file.write("".join("\t".join(line) + "\n" for line in [header, *cells]))
+        console.file.flush()
+        return
     table = Table(title=f"Comparison of {len({row.folder for row in rows})} runs", title_justify="left")
     for name in ("run", "method", "benchmark", "split"):
         table.add_column(name)
     for column in columns:
         table.add_column(column, justify="right", overflow="fold")
-    for row in rows:
-        table.add_row(
-            row.run, row.method, row.benchmark, row.split, *(_cell(row.metrics.get(c)) for c in columns)
-        )
+    for line in cells:
+        table.add_row(*line)
     console.print(table)
 
 
