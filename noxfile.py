@@ -45,7 +45,7 @@ def quickstart(session: nox.Session) -> None:
     """The README's main job on the embedded offline default, into a temporary folder."""
     _install(session)
     output = session.create_tmp()
-    session.run("python", "-m", "unlearn_cli.quickstart", "--output", f"{output}/quickstart", "--overwrite")
+    session.run("unlearn", "quickstart", "--output", f"{output}/quickstart", "--overwrite")
 
 
 @nox.session

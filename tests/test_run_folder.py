@@ -270,6 +270,25 @@ def test_files_added_to_a_finished_run_block_overwrite(tmp_path: Path) -> None:
     assert "my_analysis.ipynb" in caught.value.problem and "ever moved or deleted" in caught.value.problem
 
 
+def test_a_run_folder_another_command_wrote_inside_a_run_goes_with_it(tmp_path: Path) -> None:
+    """`unlearn eval` writes `<run>/eval`, a run folder of its own: the run's, unless it holds yours."""
+    folder = finished_run(tmp_path / "run")
+    finished_run(folder / "eval")  # a toolkit run folder inside the run
+    plan_run_folder(folder, overwrite=True)  # accepted: nothing in it is foreign
+    with run_folder(folder, command="train", overwrite=True) as run:
+        (run.prepare_staging() / "model.safetensors").write_text("new model")
+        run.commit()
+    assert not (folder / "eval").exists()  # it described the replaced model, which is gone with it
+    finished_run(folder / "eval")
+    (folder / "eval" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError) as caught:
+        plan_run_folder(folder, overwrite=True)
+    assert "eval" in caught.value.problem and "ever moved or deleted" in caught.value.problem
+    (folder / "mine").mkdir()
+    (folder / "mine" / "data.txt").write_text("mine")  # a folder of yours, not a run: never the toolkit's
+    assert "mine" in inspect_folder(folder).foreign
+
+
 def test_unusable_output_paths(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(UserError, match="not a folder"):

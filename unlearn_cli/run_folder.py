@@ -246,8 +246,19 @@ def inspect_folder(path: Path) -> FolderState:
     if marker is None:
         return FolderState(path, "foreign", entries=entries, foreign=entries)
     known = _toolkit_entries(marker)
-    foreign = [name for name in entries if not _is_toolkit_entry(name, known)]
+    foreign = [
+        name for name in entries if not _is_toolkit_entry(name, known) and not _is_nested_run(path / name)
+    ]
     return FolderState(path, "run", marker, entries, foreign, complete_checkpoints(path))
+
+
+def _is_nested_run(path: Path) -> bool:
+    """A folder inside a run that another toolkit command made and holds nothing else (e.g. `unlearn eval`
+    writing `<run>/eval`): the toolkit's, so it goes with the run it describes."""
+    if not path.is_dir() or path.is_symlink():
+        return False
+    state = inspect_folder(path)
+    return state.kind == "run" and not state.foreign
 
 
 def previous_path(path: Path) -> Path:

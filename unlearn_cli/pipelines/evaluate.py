@@ -30,6 +30,7 @@ from unlearn_cli.run_folder import (
     RUN_FORMAT_VERSION,
     RunStatus,
     now,
+    read_marker,
     write_atomically,
     write_json,
 )
@@ -75,6 +76,7 @@ def run_evaluation(
         if is_main_process():
             write_atomically(output_dir / RECIPE_FILE, saved_recipe_text(recipe, output_dir=output_dir))
             record = _manifest(recipe, evaluations, started, time.perf_counter() - clock)
+            record["files"] = _written_files(output_dir, evaluations)
             write_json(output_dir / MANIFEST, record)
             print_results(evaluations, recipe.run.name, output_dir)
     return evaluations
@@ -171,6 +173,14 @@ def place_for_evaluation(model: Any) -> Any:
         torch.cuda.set_device(device)
         return model.to(device)
     return model.to("cpu")
+
+
+def _written_files(output_dir: Path, evaluations: dict[str, Any]) -> list[str]:
+    """What this folder's evaluations wrote: this one's files and those an earlier one recorded."""
+    earlier = read_marker(output_dir) or {}
+    names = set(earlier.get("files") or ()) | {MANIFEST, RECIPE_FILE}
+    names |= {path.name for evaluation in evaluations.values() for path in evaluation.files}
+    return sorted(name for name in names if (output_dir / name).exists() or name == MANIFEST)
 
 
 def _manifest(recipe: Any, evaluations: dict[str, Any], started: str, seconds: float) -> dict[str, Any]:
