@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 PNG = b"\x89PNG\r\n\x1a\n"
+COLUMNS = ["forget_quality", "model_utility", "forget_Q_A_Prob", "privleak"]
 
 
 def make_run(
@@ -69,28 +70,42 @@ def runs(tmp_path: Path) -> list[Path]:
 def test_compare_prints_one_table_and_writes_csv_json_and_plots(run_unlearn: Any, runs: list[Path]) -> None:
     result = run_unlearn("compare", *map(str, runs))
     assert result.code == 0, result.stderr
-    assert "Comparison of 3 runs" in result.stdout
-    npo_line = next(line for line in result.stdout.splitlines() if line.startswith("│ npo"))
-    cells = [c.strip() for c in npo_line.split("│") if c.strip()]
-    assert cells == ["npo", "NPO", "TOFU", "forget10", "0.2000", "0.5000", "0.3000", "-20.0000"]
+    lines = result.stdout.splitlines()  # piped: tab-separated, header first, nothing cut
+    assert lines[0].split("\t") == ["run", "method", "benchmark", "split", *COLUMNS]
+    assert lines[3].split("\t") == [
+        "npo",
+        "NPO",
+        "TOFU",
+        "forget10",
+        "0.2000",
+        "0.5000",
+        "0.3000",
+        "-20.0000",
+    ]
+    assert lines[1].split("\t")[4] == "1.00e-05" and lines[1].split("\t")[-1] == "—"
     output = runs[0].parent / "comparison"
     with (output / "comparison.csv").open() as handle:
         rows = list(csv.reader(handle))
-    assert rows[0] == [
-        "run",
-        "method",
-        "benchmark",
-        "split",
-        "forget_quality",
-        "model_utility",
-        "forget_Q_A_Prob",
-        "privleak",
-    ]
+    assert rows[0] == ["run", "method", "benchmark", "split", *COLUMNS]
     assert rows[1] == ["target", "finetune", "TOFU", "forget10", "1e-05", "0.6", "0.9", ""]
     assert json.loads((output / "comparison.json").read_text())[2]["privleak"] == -20.0
     for name in ("forget_quality_vs_model_utility.png", "steps_npo.png"):
         assert (output / name).read_bytes().startswith(PNG), name
     assert not (output / "steps_target.png").exists()  # evaluated only at the end
+
+
+def test_a_terminal_gets_a_titled_table(
+    run_unlearn: Any, runs: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unlearn_cli.console import console
+
+    monkeypatch.setattr(console, "_force_terminal", True)
+    result = run_unlearn("compare", *map(str, runs))
+    assert result.code == 0, result.stderr
+    assert "Comparison of 3 runs" in result.stdout
+    npo_line = next(line for line in result.stdout.splitlines() if line.startswith("│ npo"))
+    cells = [c.strip() for c in npo_line.split("│") if c.strip()]
+    assert cells == ["npo", "NPO", "TOFU", "forget10", "0.2000", "0.5000", "0.3000", "-20.0000"]
 
 
 def test_json_output_is_machine_readable(run_unlearn: Any, runs: list[Path], tmp_path: Path) -> None:

@@ -63,6 +63,7 @@ def test_run_record_has_data_fingerprints_and_absolute_paths(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/unlearn", "train", "quickstart/finetune"])
     data = tmp_path / "qa.jsonl"
     data.write_text('{"question": "Q?", "answer": "A."}\n', encoding="utf-8")
     recipe = load_recipe(
@@ -81,7 +82,7 @@ def test_run_record_has_data_fingerprints_and_absolute_paths(
     ]
     assert record["output_dir"] == str(tmp_path / "out")
     assert record["working_directory"] == str(tmp_path)
-    assert record["command_line"].startswith("unlearn ")
+    assert record["command_line"] == "unlearn train quickstart/finetune"
     assert record["hardware"]["world_size"] == 1 and record["hardware"]["device_kind"] == "cpu"
     assert record["mine"] == 1
 

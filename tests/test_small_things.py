@@ -111,6 +111,10 @@ def test_an_empty_listing_says_so(run_unlearn: Runner, monkeypatch: pytest.Monke
     monkeypatch.setattr(
         registry, "builtin_components", lambda: tuple(c for c in builtins if c.kind != "metric")
     )
+    # metrics registered at import time by earlier tests live in the runtime registry: hide them too
+    monkeypatch.setattr(
+        registry, "_runtime", {k: c for k, c in registry._runtime.items() if k[0] != "metric"}
+    )
     result = run_unlearn("registry", "list", "--kind", "metric")
     assert result.code == 0 and result.stdout == ""
     assert "no metric components registered yet" in result.stderr
