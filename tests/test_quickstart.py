@@ -32,3 +32,19 @@ def test_the_target_and_retain_models_differ_only_by_the_forget_authors() -> Non
     assert retain.data["train"]["authors_full"].args["hf_args"]["name"] == "retain90"
     assert target.trainer is not None and retain.trainer is not None
     assert target.trainer.args == retain.trainer.args
+
+
+def test_a_second_quickstart_names_its_own_fix_before_running_anything(run_unlearn, tmp_path: Path) -> None:
+    import json
+
+    from unlearn_cli.run_folder import MANIFEST, RUN_FORMAT
+
+    for name, status in (("target", "finished"), ("retain", "failed")):
+        (tmp_path / name).mkdir()
+        marker = {"format": RUN_FORMAT, "status": status, "command": "train"}
+        (tmp_path / name / MANIFEST).write_text(json.dumps(marker), encoding="utf-8")
+    result = run_unlearn("quickstart", "--output", str(tmp_path))
+    assert result.code == 2
+    assert "finished quickstart run(s) target;" in result.stderr
+    assert "unlearn quickstart --overwrite" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["retain", "target"]  # nothing ran

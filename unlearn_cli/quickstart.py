@@ -52,6 +52,24 @@ def steps(output: Path) -> list[tuple[str, str, list[str]]]:
     ]
 
 
+RUNS = ("target", "retain", "NPO", "GradDiff")
+
+
+def refuse_finished_runs(output: Path) -> None:
+    """Before anything runs: an earlier chain's finished runs are named with the quickstart's own fix."""
+    from unlearn_cli.errors import UserError
+    from unlearn_cli.run_folder import RunStatus, inspect_folder
+
+    finished = [name for name in RUNS if inspect_folder(output / name).status == RunStatus.FINISHED]
+    if finished:
+        raise UserError(
+            f"{output} already holds the finished quickstart run(s) {', '.join(finished)}; refusing to "
+            "overwrite earlier results",
+            hint="`unlearn quickstart --overwrite` redoes the chain (each earlier run is kept as "
+            "<run>.previous until its replacement finishes), or choose another folder with --output",
+        )
+
+
 def run(output: Path, overwrite: bool) -> dict[str, Any]:
     from unlearn_cli.console import console
     from unlearn_cli.pipelines.compare import run_comparison
@@ -63,11 +81,13 @@ def run(output: Path, overwrite: bool) -> dict[str, Any]:
         "unlearn": run_unlearning,
         "eval": run_evaluation,
     }
+    if not overwrite:
+        refuse_finished_runs(output)
     for command, recipe, overrides in steps(output):
         flag = " --overwrite" if overwrite and command != "eval" else ""
         console.rule(f"[bold]$ unlearn {command} {recipe} {' '.join(overrides)}{flag}", align="left")
         commands[command](recipe, overrides, overwrite=overwrite and command != "eval")
-    runs = [str(output / name) for name in ("target", "retain", "NPO", "GradDiff")]
+    runs = [str(output / name) for name in RUNS]
     console.rule(f"[bold]$ unlearn compare {' '.join(runs)} --output {output / 'comparison'}", align="left")
     return run_comparison(runs, output=str(output / "comparison"))
 

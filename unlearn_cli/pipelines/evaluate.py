@@ -217,12 +217,14 @@ def print_results(evaluations: dict[str, Any], run_name: str, output_dir: Path) 
     table.add_column("benchmark")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    table.add_column("", justify="left")
+    reused = sum(len(set(e.summary) & e.reused) for e in evaluations.values())
+    if reused:
+        table.add_column("", justify="left")
     for name, evaluation in evaluations.items():
         for metric, value in evaluation.summary.items():
-            table.add_row(name, metric, format_value(value), "reused" if metric in evaluation.reused else "")
+            note = ["reused" if metric in evaluation.reused else ""] if reused else []
+            table.add_row(name, metric, format_value(value), *note)
     console.print(table)
-    reused = sum(len(set(e.summary) & e.reused) for e in evaluations.values())
     if reused:
         console.print(
             f"[dim]reused: {reused} value(s) computed earlier from the identical model, data and settings "
