@@ -158,11 +158,15 @@ def test_unlearning_stopped_by_sigint_resumes_to_the_uninterrupted_weights(
     assert "interrupted by SIGINT at step" in err and "Traceback" not in err
     step = json.loads((folder / "manifest.json").read_text())["global_step"]
     assert 7 <= step < 30
+    evaluations = [{"step": 0, "when": "start"}, {"step": step, "when": "step"}, {"step": step + 2}]
+    (folder / "eval_log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evaluations) + '{"st')
 
     resumed = resume_with_the_printed_command(err, tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_weights(reference, folder)
     assert logged_steps(folder) == list(range(1, 31))
+    kept = [json.loads(line) for line in (folder / "eval_log.jsonl").read_text().splitlines()]
+    assert kept == evaluations[:2]  # what came after the checkpoint (and a line cut short) is dropped
     reference_log = (reference / "loss_log.jsonl").read_text().splitlines()
     resumed_log = (folder / "loss_log.jsonl").read_text().splitlines()
     for ours, theirs in zip(resumed_log, reference_log, strict=True):  # forget and retain terms, step by step

@@ -300,3 +300,54 @@ def test_unusable_output_paths(tmp_path: Path) -> None:
         run_folder(tmp_path / "file" / "sub", command="train"),
     ):
         pass  # pragma: no cover - the claim refuses
+
+
+def test_logs_and_results_of_a_killed_run_are_the_toolkits(tmp_path: Path) -> None:
+    """Killed before its marker listed them: the evaluation log, and an `eval/` folder holding only the
+    result files a benchmark writes; a file of yours in that folder still blocks the overwrite."""
+    folder = tmp_path / "run"
+    with pytest.raises(RuntimeError), run_folder(folder, command="unlearn"):
+        (folder / "eval_log.jsonl").write_text('{"step": 0}\n')
+        (folder / "eval").mkdir()
+        for name in ("TOFU_EVAL.json", "TOFU_SUMMARY.json", "TOFU_FINGERPRINTS.json", ".x.json.tmp-ab12"):
+            (folder / "eval" / name).write_text("{}")
+        raise RuntimeError("killed during the final evaluation")
+    assert inspect_folder(folder).foreign == []
+    assert plan_run_folder(folder).action == "take-over"
+    (folder / "eval" / "notes.txt").write_text("mine")
+    assert inspect_folder(folder).foreign == ["eval"]
+    (folder / "eval" / "notes.txt").unlink()
+    (folder / "eval" / "TOFU_FINGERPRINTS.json").unlink()  # the reference framework's files: never ours
+    assert inspect_folder(folder).foreign == ["eval"]
+
+
+def test_a_file_you_add_while_a_run_goes_stays_yours(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    with pytest.raises(RuntimeError), run_folder(folder, command="train") as run:
+        run.write_text("recipe.toml", "recipe")
+        (folder / "my_notes.md").write_text("mine")
+        run.update(global_step=3)  # e.g. at a checkpoint: the marker lists what the toolkit wrote
+        raise RuntimeError("boom")
+    assert "my_notes.md" not in marker(folder)["files"] and "recipe.toml" in marker(folder)["files"]
+    assert inspect_folder(folder).foreign == ["my_notes.md"]
+    with pytest.raises(UserError, match=r"my_notes\.md"):
+        plan_run_folder(folder, overwrite=True)
+    assert (folder / "my_notes.md").read_text() == "mine"
+
+
+def test_outputs_never_replace_a_file_of_yours_with_the_same_name(tmp_path: Path) -> None:
+    """Resuming keeps your files; when an output has the name of one of them, the outputs stay staged."""
+    folder = tmp_path / "run"
+    with pytest.raises(RunInterrupted), run_folder(folder, command="train") as run:
+        _checkpoint(folder, 2)
+        raise RunInterrupted(2, "stopped by SIGINT at step 2", graceful=True)
+    (folder / "README.md").write_text("my notes on this run")
+    with pytest.raises(UserError) as caught, run_folder(folder, command="train", resume="latest") as run:
+        staging = run.prepare_staging()
+        (staging / "README.md").write_text("model card")
+        (staging / "model.safetensors").write_text("new model")
+        run.commit()
+    assert "README.md there is yours" in caught.value.problem
+    assert (folder / "README.md").read_text() == "my notes on this run"
+    assert (folder / ".unlearn-staging" / "model.safetensors").read_text() == "new model"
+    assert marker(folder)["status"] == "failed"

@@ -21,7 +21,7 @@ from typing import Any
 
 from dependency_injector import containers, providers
 
-from unlearn_cli.distributed import prepared_once
+from unlearn_cli.distributed import prepared_once, zero3_enabled
 from unlearn_cli.errors import UserError
 from unlearn_cli.precision import check_mixed_precision
 from unlearn_cli.recipes.schema import ComponentSpec, ValidatedRecipe
@@ -153,6 +153,14 @@ def build_datasets(
     with prepared_once():
         for name, spec in specs.items():
             wants_model = model is not None and "model" in inspect.signature(spec.component.load()).parameters
+            if wants_model and zero3_enabled():
+                raise UserError(
+                    f"dataset '{name}' generates its items with the model, which under DeepSpeed ZeRO-3 "
+                    "every process must load and run together; the data is prepared by one process first",
+                    file=recipe.recipe.origin(("data", split, name)),
+                    key=f"data.{split}.{name}",
+                    hint="run recipes with generated items with the DDP, FSDP or ZeRO-2 accelerate config",
+                )
             extra = {"model": model()} if wants_model else {}
             built[name] = _build_component(
                 recipe, spec, tokenizer=tokenizer, template_args=template_args, **extra
@@ -284,7 +292,6 @@ def build_reference_model(need: ReferenceNeed, model: Any, recipe: ValidatedReci
     A PEFT model is its own reference with the adapter disabled (no copy). Otherwise a frozen copy: under
     DeepSpeed ZeRO-3, whose partitioned model cannot be copied, loaded again (partitioned as it loads).
     """
-    from unlearn_cli.distributed import zero3_enabled
     from unlearn_cli.models.adapters import is_peft_model
     from unlearn_cli.trainers.reference import AdapterDisabledReference, FrozenReference
 
@@ -315,7 +322,7 @@ def build_reference_log_probs(
     """
     from functools import partial
 
-    from unlearn_cli.distributed import share_across_ranks, whole_weights, zero3_enabled
+    from unlearn_cli.distributed import share_across_ranks, whole_weights
     from unlearn_cli.models.adapters import adapter_disabled
     from unlearn_cli.trainers.reference import compute_reference_log_probs
 

@@ -47,12 +47,17 @@ RUN_FORMAT = "unlearn-cli run"
 RUN_FORMAT_VERSION = 1
 RECIPE_FILE = "recipe.toml"
 LOSS_LOG = "loss_log.jsonl"
+EVAL_LOG = "eval_log.jsonl"
+EVAL_FOLDER = "eval"
 STAGING = ".unlearn-staging"
 PREVIOUS_SUFFIX = ".previous"
-FIXED_ENTRIES = frozenset({MANIFEST, RECIPE_FILE, LOSS_LOG, STAGING})
+FIXED_ENTRIES = frozenset({MANIFEST, RECIPE_FILE, LOSS_LOG, EVAL_LOG, STAGING})
 """Entries every run may write, whether or not its marker got to list them (a killed run)."""
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 _TEMPORARY = re.compile(r"^\..+\.tmp-[A-Za-z0-9_]+$")
+EVALUATION_FILE = re.compile(r"^(?P<benchmark>[A-Za-z0-9_.-]+)_(EVAL|SUMMARY|FINGERPRINTS)\.json$")
+"""What a benchmark writes, each file whole, before its evaluation folder gets a marker; the toolkit's
+own always come with a `<benchmark>_FINGERPRINTS.json` (the reference framework writes none)."""
 KEY = "run.output_dir"
 
 
@@ -192,13 +197,6 @@ class FolderState:
         return _pid_alive(pid, self.marker.get("pid_start")) if isinstance(pid, int) else False
 
     @property
-    def abandoned(self) -> bool:
-        """A run that stopped: failed, interrupted, or marked running by a process that is gone."""
-        return self.status in (RunStatus.FAILED, RunStatus.INTERRUPTED) or (
-            self.status == RunStatus.RUNNING and self.alive is False
-        )
-
-    @property
     def saved_something(self) -> bool:
         return self.status == RunStatus.FINISHED or bool(self.checkpoints)
 
@@ -254,11 +252,19 @@ def inspect_folder(path: Path) -> FolderState:
 
 def _is_nested_run(path: Path) -> bool:
     """A folder inside a run that another toolkit command made and holds nothing else (e.g. `unlearn eval`
-    writing `<run>/eval`): the toolkit's, so it goes with the run it describes."""
+    writing `<run>/eval`): the toolkit's, so it goes with the run it describes. An `eval/` folder whose
+    evaluation was killed before writing its marker counts when it holds only benchmark result files."""
     if not path.is_dir() or path.is_symlink():
         return False
     state = inspect_folder(path)
-    return state.kind == "run" and not state.foreign
+    if state.kind == "run":
+        return not state.foreign
+    if path.name != EVAL_FOLDER or state.kind != "foreign":
+        return False
+    results = [EVALUATION_FILE.match(name) for name in state.entries if not _TEMPORARY.match(name)]
+    return all(
+        match is not None and f"{match['benchmark']}_FINGERPRINTS.json" in state.entries for match in results
+    )
 
 
 def previous_path(path: Path) -> Path:
@@ -532,7 +538,9 @@ class RunFolder:
         self.main = main
         self.marker: dict[str, Any] = {}
         self.committed = False
-        self.created_folder = False
+        self.written: set[str] = set()
+        """Names this run put into the folder itself (files it wrote, outputs it moved in)."""
+        self.keep_staging = False
 
     # -- marker --------------------------------------------------------------------------------------------
 
@@ -554,15 +562,24 @@ class RunFolder:
             write_json(self.path / MANIFEST, self.marker)
 
     def _written_entries(self) -> list[str]:
-        """The folder's entries, less any it held that the toolkit did not write (kept when resuming)."""
+        """The folder's entries the toolkit wrote: names it recorded (now or, resumed, before) and those of
+        its own kinds (checkpoints, logs, temporary files). Anything else — a file you put in while the run
+        was going — stays yours; a run another toolkit command made inside (`eval/`) is recognised by what
+        it holds, each time (see `_is_nested_run`)."""
         foreign = set(self.plan.state.foreign)
-        return sorted(entry.name for entry in self.path.iterdir() if entry.name not in foreign)
+        known = _toolkit_entries(self.marker) | self.written
+        return sorted(
+            entry.name
+            for entry in self.path.iterdir()
+            if entry.name not in foreign and _is_toolkit_entry(entry.name, known)
+        )
 
     def write_text(self, name: str, text: str) -> Path:
         """A toolkit file in the run folder, written atomically (rank 0 only)."""
         target = self.path / name
         if self.main:
             write_atomically(target, text)
+            self.written.add(name)
         return target
 
     def checkpoints(self) -> list[Path]:
@@ -588,11 +605,23 @@ class RunFolder:
             return
         if self.staging.is_dir():
             normal_permissions(self.staging)
-            for entry in sorted(self.staging.iterdir()):
+            staged = sorted(self.staging.iterdir())
+            taken = sorted(set(self.plan.state.foreign) & {entry.name for entry in staged})
+            if taken:
+                self.committed, self.keep_staging = False, True
+                raise UserError(
+                    f"cannot put the outputs into {self.path}: {_listing(taken)} there "
+                    f"{'is' if len(taken) == 1 else 'are'} yours and would be replaced; nothing was moved",
+                    key=KEY,
+                    hint=f"the finished outputs are in {self.staging}: move your {_listing(taken)} out of "
+                    f"{self.path}, then move the outputs up into it",
+                )
+            for entry in staged:
                 target = self.path / entry.name
-                if target.is_dir() and not entry.is_dir():
-                    shutil.rmtree(target)
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)  # a toolkit output folder an earlier crashed commit left
                 os.replace(entry, target)
+                self.written.add(entry.name)
             self.staging.rmdir()
         self.update(status=RunStatus.FINISHED.value, finished_at=now(), **fields)
         self._drop_previous()
@@ -640,7 +669,6 @@ class RunFolder:
         elif plan.action == "replace":
             previous = previous_path(self.path)
             _move_entries(self.path, previous, plan.state.entries)
-        self.created_folder = plan.action == "create"
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -658,7 +686,6 @@ class RunFolder:
             "pid_start": process_start(os.getpid()),
             "host": socket.gethostname(),
             "started_at": now(),
-            "created_folder": self.created_folder,
             **({"previous": str(previous)} if previous else {}),
             **record,
         }
@@ -669,7 +696,8 @@ class RunFolder:
         notes: list[str] = []
         if not self.main:
             return notes
-        shutil.rmtree(self.staging, ignore_errors=True)
+        if not self.keep_staging:
+            shutil.rmtree(self.staging, ignore_errors=True)
         self.update(status=status.value, ended_at=now(), **fields)
         checkpoints = self.checkpoints()
         previous = self.previous

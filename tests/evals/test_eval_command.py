@@ -91,3 +91,29 @@ def test_gradient_norm_scores_an_answer_of_one_token_and_leaves_no_gradient(
     result = metrics.mia_gradnorm(metric_inputs, p=2)
     assert result["agg_value"] in (0.0, 1.0)  # one item per side: the AUC is decided
     assert all(parameter.grad is None for parameter in tiny_model.parameters())
+
+
+@pytest.mark.parametrize("folder_existed", [False, True])
+def test_an_interrupted_evaluation_says_what_it_kept_and_leaves_the_folder_as_it_was(
+    run_unlearn: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder_existed: bool
+) -> None:
+    import os
+    import signal
+
+    from unlearn_cli.pipelines import evaluate
+
+    def interrupted_while_loading(model: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGINT)  # the toolkit's handler raises at the next bytecode
+        return model
+
+    monkeypatch.setattr(evaluate, "place_for_evaluation", interrupted_while_loading)
+    output_dir = tmp_path / "eval"
+    if folder_existed:
+        output_dir.mkdir()
+    result = run_unlearn(
+        "eval", "quickstart/eval", "model_path=builtin://tiny-llama", f"run.output_dir={output_dir}"
+    )
+    assert result.code == 130
+    assert "interrupted (SIGINT received during setup): nothing was written" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert output_dir.is_dir() == folder_existed and not (folder_existed and any(output_dir.iterdir()))

@@ -189,6 +189,27 @@ def test_recipes_validate_the_pair_shape_and_keep_the_model_injected() -> None:
         load_recipe("quickstart/unlearn", ["trainer.handler=AltPO", "~trainer.method_args"])
 
 
+def test_generated_items_are_refused_under_zero3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rank 0 prepares data alone, and a ZeRO-3 model can only be loaded and run by all ranks together."""
+    from unlearn_cli import container
+    from unlearn_cli.errors import UserError
+    from unlearn_cli.recipes import load_recipe
+
+    recipe = load_recipe(
+        "quickstart/unlearn",
+        [
+            "finetuned_model=builtin://tiny-llama",
+            "trainer.handler=AltPO",
+            "~trainer.method_args",
+            "data.forget.authors_forget.handler=QAwithGeneratedAlternateDataset",
+        ],
+    )
+    monkeypatch.setattr(container, "zero3_enabled", lambda: True)
+    with pytest.raises(UserError, match="under DeepSpeed ZeRO-3") as refused:
+        container.pipeline_for(recipe, output_dir=tmp_path).split_datasets()
+    assert refused.value.key == "data.forget.authors_forget"
+
+
 def _first_forget_term(ref_log_probs: str, tmp_path: Path) -> tuple[float, Any]:
     from unlearn_cli.container import pipeline_for
     from unlearn_cli.recipes import load_recipe

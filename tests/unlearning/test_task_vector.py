@@ -34,12 +34,10 @@ class _Reinforced(TrainerCallback):
         self.weights = {k: v.detach().clone() for k, v in model.named_parameters()}
 
 
-@pytest.mark.slow
-def test_the_output_is_the_initial_weights_minus_alpha_times_the_task_vector(tmp_path: Path) -> None:
-    from unlearn_cli.container import pipeline_for
+def task_vector_recipe() -> Any:
     from unlearn_cli.recipes import load_recipe
 
-    recipe = load_recipe(
+    return load_recipe(
         "quickstart/unlearn",
         [
             "finetuned_model=builtin://tiny-llama",
@@ -53,7 +51,13 @@ def test_the_output_is_the_initial_weights_minus_alpha_times_the_task_vector(tmp
             "trainer.args.per_device_train_batch_size=2",
         ],
     )
-    trainer = pipeline_for(recipe, output_dir=tmp_path).trainer()
+
+
+@pytest.mark.slow
+def test_the_output_is_the_initial_weights_minus_alpha_times_the_task_vector(tmp_path: Path) -> None:
+    from unlearn_cli.container import pipeline_for
+
+    trainer = pipeline_for(task_vector_recipe(), output_dir=tmp_path).trainer()
     initial = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
     captured = _Reinforced()
     trainer.add_callback(captured)
@@ -79,3 +83,15 @@ def test_task_vector_negation_forgets(unlearn: Unlearn) -> None:
     )
     assert manifest["final_forget_loss"] < 0.05, manifest  # the reinforced model fits the forget answers
     assert forget_rise(manifest) > 2.0, manifest
+
+
+def test_sharded_weights_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ZeRO-3 each process would copy and negate empty shards and save the forget-tuned model."""
+    from unlearn_cli.container import pipeline_for
+    from unlearn_cli.errors import UserError
+    from unlearn_cli.trainers import task_vector
+
+    monkeypatch.setattr(task_vector, "zero3_enabled", lambda: True)
+    with pytest.raises(UserError, match="ZeRO-3 or FSDP") as refused:
+        pipeline_for(task_vector_recipe(), output_dir=tmp_path).trainer()
+    assert "DDP or ZeRO-2" in (refused.value.hint or "")

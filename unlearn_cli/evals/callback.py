@@ -23,9 +23,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from unlearn_cli.errors import UserError
-
-EVAL_LOG = "eval_log.jsonl"
-EVAL_FOLDER = "eval"
+from unlearn_cli.run_folder import EVAL_FOLDER, EVAL_LOG
 
 
 class EvaluationCallback(TrainerCallback):
@@ -47,7 +45,7 @@ class EvaluationCallback(TrainerCallback):
         self._last_step: int | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> None:
-        if _strategy(args) != "no":
+        if _strategy(args) != "no" and state.global_step == 0:  # a resumed run logged its start already
             self._evaluate(model, state, "start")
 
     def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from unlearn_cli.evals.distributed import World
 from unlearn_cli.evals.generation import Generation, GenerationPool, GenerationSettings
 from unlearn_cli.evals.report import Reporter
 from unlearn_cli.evals.scoring import ScorePool, SequenceScores, item_index, iter_items
+from unlearn_cli.run_folder import write_json
 
 MetricResult = dict[str, Any]
 FILE_FORMAT = 1
@@ -409,9 +409,9 @@ class Evaluator:
         output_dir.mkdir(parents=True, exist_ok=True)
         stamps = {name: fingerprints[name] for name in results}
         return [
-            _write_json(self.file(output_dir, "EVAL"), dict(sorted(results.items()))),
-            _write_json(self.file(output_dir, "SUMMARY"), dict(summary)),
-            _write_json(
+            write_json(self.file(output_dir, "EVAL"), dict(sorted(results.items()))),
+            write_json(self.file(output_dir, "SUMMARY"), dict(summary)),
+            write_json(
                 self.file(output_dir, "FINGERPRINTS"),
                 {
                     "format": FILE_FORMAT,
@@ -560,14 +560,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
-
-
-def _write_json(path: Path, value: Any) -> Path:
-    """Write through a temporary file and one rename, so a reader never sees half a file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
-    return path
 
 
 def _pad_id(tokenizer: Any) -> int:

@@ -19,9 +19,10 @@ from typing import Any
 
 from unlearn_cli.errors import UserError
 from unlearn_cli.evals.distributed import World
-from unlearn_cli.evals.engine import FILE_FORMAT, Evaluation, _digest, _plain, _write_json, model_fingerprint
+from unlearn_cli.evals.engine import FILE_FORMAT, Evaluation, _digest, _plain, model_fingerprint
 from unlearn_cli.evals.report import Reporter
 from unlearn_cli.registry import register
+from unlearn_cli.run_folder import write_json
 
 
 @register("benchmark", "LMEval")
@@ -110,9 +111,9 @@ class LMEval:
         if output_dir is not None and world.is_main:
             output_dir.mkdir(parents=True, exist_ok=True)
             evaluation.files = [
-                _write_json(self.file(output_dir, "EVAL"), dict(sorted(results.items()))),
-                _write_json(self.file(output_dir, "SUMMARY"), summary),
-                _write_json(
+                write_json(self.file(output_dir, "EVAL"), dict(sorted(results.items()))),
+                write_json(self.file(output_dir, "SUMMARY"), summary),
+                write_json(
                     self.file(output_dir, "FINGERPRINTS"),
                     {
                         "format": FILE_FORMAT,

@@ -36,22 +36,25 @@ def _logged_step(line: str) -> int | None:
     return step if isinstance(step, int) else None
 
 
+def keep_steps_up_to(path: Path, step: int) -> None:
+    """Drop the lines of a JSON-lines step log written after `step` (a resumed run continues from there),
+    and any line a killed process cut short, so the log reads as one run."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        logged = _logged_step(line)
+        if logged is not None and logged <= step:
+            kept.append(line + "\n")
+    path.write_text("".join(kept), encoding="utf-8")
+
+
 class LossLog(TrainerCallback):
     """Append every logged training step as JSON: total loss, each loss term, learning rate, grad norm and
-    whatever else the method logs with them (e.g. PDU's `retain_weight`).
+    whatever else the method logs with them (e.g. PDU's `retain_weight`)."""
 
-    A resumed run first drops the lines written after its checkpoint, so the log reads as one run.
-    """
-
-    def __init__(self, path: Path, *, resume_step: int | None = None, main: bool = True) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        if main and resume_step is not None and path.is_file():
-            kept = [
-                line
-                for line in path.read_text(encoding="utf-8").splitlines()
-                if _logged_step(line) is not None and _logged_step(line) <= resume_step  # type: ignore[operator]
-            ]
-            path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any

@@ -24,6 +24,7 @@ from rich.table import Table
 
 from unlearn_cli.console import console
 from unlearn_cli.errors import UserError
+from unlearn_cli.run_folder import EVAL_FOLDER, EVAL_LOG
 
 LEADING_METRICS = (
     "forget_quality",
@@ -40,7 +41,6 @@ LEADING_METRICS = (
 """Columns shown first, in this order; any other metric follows alphabetically."""
 
 OUTPUT_FILES = ("comparison.csv", "comparison.json", "forget_quality_vs_model_utility.png")
-EVAL_LOG = "eval_log.jsonl"
 
 
 @dataclass
@@ -128,7 +128,7 @@ def collect(folders: Iterable[Path]) -> list[RunSummary]:
 def summaries_in(folder: Path) -> list[Path]:
     """Evaluation summaries of a run folder: its own, else those of its `eval/` subfolder."""
     own = sorted(folder.glob("*_SUMMARY.json"))
-    return own or sorted((folder / "eval").glob("*_SUMMARY.json"))
+    return own or sorted((folder / EVAL_FOLDER).glob("*_SUMMARY.json"))
 
 
 def run_names(folders: list[Path]) -> dict[Path, str]:

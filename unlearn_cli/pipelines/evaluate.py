@@ -12,14 +12,15 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from unlearn_cli.console import console
+from unlearn_cli.console import console, console_err
 from unlearn_cli.errors import UserError
 from unlearn_cli.evals.report import Reporter
 from unlearn_cli.outputs import is_main_process, run_record
@@ -28,6 +29,7 @@ from unlearn_cli.run_folder import (
     RECIPE_FILE,
     RUN_FORMAT,
     RUN_FORMAT_VERSION,
+    RunInterrupted,
     RunStatus,
     now,
     read_marker,
@@ -50,40 +52,67 @@ def run_evaluation(
     from unlearn_cli.recipes.machine import check_machine
     from unlearn_cli.recipes.saving import saved_recipe_text
 
+    evaluations: dict[str, Any] = {}
+    output_dir, created = None, False
     with stop_requests():
-        recipe = pipeline.recipe() if pipeline is not None else load_recipe(reference, overrides)
-        recipe.require("model", "eval", command="eval")
-        if pipeline is None:
-            check_machine(recipe)
-        pipeline = pipeline if pipeline is not None else pipeline_for(recipe)
-        output_dir = Path(pipeline.output_dir()).expanduser().absolute()
-        evaluators = pipeline.evaluators()  # arguments and metric names checked before any weights load
-        _check_device_map(recipe)
-        prepare_eval_folder(output_dir, [evaluator.name for evaluator in evaluators.values()])
-        started, clock = now(), time.perf_counter()
-        _start_processes()
-        model = place_for_evaluation(pipeline.model())
-        reporter = ConsoleReporter() if is_main_process() else Reporter()
-        evaluations = {}
-        for name, evaluator in evaluators.items():
-            try:
-                evaluations[name] = evaluator.evaluate(
-                    model, output_dir=output_dir, overwrite=overwrite, reporter=reporter
-                )
-            except UserError as exc:
-                located = exc.under(f"eval.{name}.args").located(file=recipe.recipe.origin(("eval", name)))
-                raise located from None
-        if is_main_process():
-            write_atomically(output_dir / RECIPE_FILE, saved_recipe_text(recipe, output_dir=output_dir))
-            record = _manifest(recipe, evaluations, started, time.perf_counter() - clock)
-            record["files"] = _written_files(output_dir, evaluations)
-            write_json(output_dir / MANIFEST, record)
-            print_results(evaluations, recipe.run.name, output_dir)
+        try:
+            recipe = pipeline.recipe() if pipeline is not None else load_recipe(reference, overrides)
+            recipe.require("model", "eval", command="eval")
+            if pipeline is None:
+                check_machine(recipe)
+            pipeline = pipeline if pipeline is not None else pipeline_for(recipe)
+            output_dir = Path(pipeline.output_dir()).expanduser().absolute()
+            evaluators = pipeline.evaluators()  # arguments and metric names checked before any weights load
+            _check_device_map(recipe)
+            created = prepare_eval_folder(output_dir, [evaluator.name for evaluator in evaluators.values()])
+            started, clock = now(), time.perf_counter()
+            _start_processes()
+            model = place_for_evaluation(pipeline.model())
+            reporter = ConsoleReporter() if is_main_process() else Reporter()
+            for name, evaluator in evaluators.items():
+                try:
+                    evaluations[name] = evaluator.evaluate(
+                        model, output_dir=output_dir, overwrite=overwrite, reporter=reporter
+                    )
+                except UserError as exc:
+                    origin = recipe.recipe.origin(("eval", name))
+                    raise exc.under(f"eval.{name}.args").located(file=origin) from None
+            if is_main_process():
+                write_atomically(output_dir / RECIPE_FILE, saved_recipe_text(recipe, output_dir=output_dir))
+                record = _manifest(recipe, evaluations, started, time.perf_counter() - clock)
+                record["files"] = _written_files(output_dir, evaluations)
+                write_json(output_dir / MANIFEST, record)
+                print_results(evaluations, recipe.run.name, output_dir)
+        except RunInterrupted as stopped:
+            if is_main_process():
+                _report_interrupted(stopped, output_dir, evaluations, created)
+            raise
     return evaluations
 
 
-def prepare_eval_folder(output_dir: Path, prefixes: list[str]) -> None:
-    """Create the evaluation folder, or accept one that holds earlier evaluations of ours.
+def _report_interrupted(
+    stopped: RunInterrupted, output_dir: Path | None, evaluations: dict[str, Any], created: bool
+) -> None:
+    """What an interrupted evaluation kept: the files of each benchmark it finished, which the same command
+    reuses; a folder it made and left empty is removed."""
+    finished = [path.name for evaluation in evaluations.values() for path in evaluation.files]
+    if finished:
+        kept = f"kept {', '.join(finished)} in {output_dir}; the same command reuses them"
+    else:
+        kept = "nothing was written"
+        if created and output_dir is not None:
+            with suppress(OSError):
+                output_dir.rmdir()  # only when empty
+    console_err.print(
+        f"[yellow]interrupted ({escape(stopped.message or str(stopped))})[/]: {escape(kept)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def prepare_eval_folder(output_dir: Path, prefixes: list[str]) -> bool:
+    """Create the evaluation folder, or accept one that holds earlier evaluations of ours; True when this
+    call created it.
 
     Refused: a folder of a `train`/`unlearn` run (its recipe.toml and manifest.json would be replaced), a
     non-empty folder that is no evaluation folder, and `<NAME>_EVAL.json` files without the fingerprints this
@@ -91,7 +120,7 @@ def prepare_eval_folder(output_dir: Path, prefixes: list[str]) -> None:
     """
     key = "run.output_dir"
     if not is_main_process():
-        return
+        return False
     if output_dir.exists() and not output_dir.is_dir():
         raise UserError(f"output path {output_dir} exists and is not a folder", key=key)
     if output_dir.is_dir() and any(output_dir.iterdir()):
@@ -120,10 +149,12 @@ def prepare_eval_folder(output_dir: Path, prefixes: list[str]) -> None:
                 key=key,
                 hint="choose a new or empty folder: run.output_dir=path/to/new_folder",
             )
+    existed = output_dir.is_dir()
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create output folder {output_dir}: {exc.strerror or exc}", key=key) from None
+    return not existed
 
 
 def _manifest_command(folder: Path) -> str | None:

@@ -26,6 +26,7 @@ from unlearn_cli.console import console, console_err
 from unlearn_cli.errors import RunFailed, UserError
 from unlearn_cli.interrupt import StopRequest, signal_name, stop_requests
 from unlearn_cli.run_folder import (
+    EVAL_LOG,
     LOSS_LOG,
     RECIPE_FILE,
     FolderPlan,
@@ -276,13 +277,17 @@ def _train(
         RecordCheckpoints,
         RetainLossLimit,
         StopOnSignal,
+        keep_steps_up_to,
     )
     from unlearn_cli.pipelines.failures import explained
 
     started, clock = now(), time.perf_counter()
     resume_from = folder.resume_from
     resume_step = checkpoint_step(resume_from) if resume_from is not None else None
-    trainer.add_callback(LossLog(folder.path / LOSS_LOG, resume_step=resume_step, main=folder.main))
+    if resume_step is not None and folder.main:
+        for log in (LOSS_LOG, EVAL_LOG):
+            keep_steps_up_to(folder.path / log, resume_step)
+    trainer.add_callback(LossLog(folder.path / LOSS_LOG))
     trainer.add_callback(RecordCheckpoints(folder))
     on_signal = StopOnSignal(stop)
     trainer.add_callback(on_signal)

@@ -7,7 +7,8 @@ initial weights with that vector subtracted: θ − alpha·(θ_r − θ). The re
 
 A CPU copy of the initial trainable weights is kept for the whole run (the model's size in host memory); the
 negation is applied when `train()` returns, so the saved model is the negated one. Adapters (PEFT) are
-refused: negating LoRA factors is not negating the weights' task vector.
+refused: negating LoRA factors is not negating the weights' task vector; so are ZeRO-3 and FSDP, whose
+processes hold only shards of the weights.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, ClassVar
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from unlearn_cli.distributed import zero3_enabled
 from unlearn_cli.errors import UserError
 from unlearn_cli.registry import register
 from unlearn_cli.trainers.base import FORGET_ONLY, BatchCounts, UnlearningTrainer, model_inputs
@@ -49,6 +51,12 @@ class TaskVector(UnlearningTrainer):
             raise UserError(
                 "TaskVector negates full weights, and the model is a PEFT (adapter) model",
                 hint="unlearn with TaskVector without LoRA, or merge the adapter into the model first",
+            )
+        if zero3_enabled() or self.is_fsdp_enabled:
+            raise UserError(
+                "TaskVector copies and negates whole weights, and under DeepSpeed ZeRO-3 or FSDP each "
+                "process holds only a shard of them (the saved model would be the forget-tuned one)",
+                hint="run TaskVector on one device or with the DDP or ZeRO-2 accelerate config",
             )
         self.initial_weights = {
             name: parameter.detach().to("cpu", copy=True)
