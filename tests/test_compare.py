@@ -159,3 +159,20 @@ def test_runs_with_the_same_folder_name_are_told_apart(tmp_path: Path) -> None:
 
     a, b = tmp_path / "x" / "run", tmp_path / "y" / "run"
     assert run_names([a, b]) == {a: "x/run", b: "y/run"}
+
+
+def test_a_run_with_two_benchmarks_during_training_gets_a_plot_for_each(
+    run_unlearn: Any, tmp_path: Path
+) -> None:
+    run = make_run(tmp_path, "npo", "NPO", {"forget_Q_A_Prob": 0.3}, steps=[(0, {"a": 1.0}), (5, {"a": 0.5})])
+    (run / "eval" / "MUSE_SUMMARY.json").write_text(json.dumps({"privleak": -3.0}))
+    muse_steps = [
+        {"step": s, "when": "step", "benchmark": "MUSE", "metrics": {"privleak": v}}
+        for s, v in ((0, -9.0), (5, -3.0))
+    ]
+    with (run / "eval_log.jsonl").open("a") as log:
+        log.write("".join(json.dumps(line) + "\n" for line in muse_steps))
+    result = run_unlearn("compare", str(run), "--output", str(tmp_path / "cmp"))
+    assert result.code == 0, result.stderr
+    for name in ("steps_npo_TOFU.png", "steps_npo_MUSE.png"):
+        assert (tmp_path / "cmp" / name).read_bytes().startswith(PNG), name

@@ -48,3 +48,27 @@ def test_a_second_quickstart_names_its_own_fix_before_running_anything(run_unlea
     assert "finished quickstart run(s) target;" in result.stderr
     assert "unlearn quickstart --overwrite" in result.stderr and "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["retain", "target"]  # nothing ran
+
+
+def test_a_folder_that_would_stop_the_chain_halfway_stops_it_first(run_unlearn, tmp_path: Path) -> None:
+    (tmp_path / "GradDiff").mkdir()
+    (tmp_path / "GradDiff" / "notes.txt").write_text("mine")
+    result = run_unlearn("quickstart", "--output", str(tmp_path), "--overwrite")
+    assert result.code == 2
+    assert f"output folder {tmp_path / 'GradDiff'}" in result.stderr and "notes.txt" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["GradDiff"]  # nothing ran
+
+
+def test_python_m_unlearn_cli_quickstart_is_the_same_command(tmp_path: Path) -> None:
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "notes.txt").write_text("mine")
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "unlearn_cli.quickstart", "--output", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "notes.txt" in proc.stderr and "Traceback" not in proc.stderr

@@ -257,3 +257,36 @@ def test_dry_run_describes_what_the_run_would_do(run_unlearn: Runner, tmp_path: 
     assert not folder.exists()
     err = message(run_unlearn("train", *TRAIN, f"run.output_dir={folder}", "--dry-run", "--resume"), 2)
     assert "key '--resume': there is no run to resume" in err
+
+
+def test_resume_refuses_a_recipe_that_trains_differently(
+    run_unlearn: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Also when the difference is a value from the environment, which the saved recipe only names."""
+    from unlearn_cli.recipes import load_recipe
+    from unlearn_cli.recipes.saving import environment_digests, saved_recipe_text
+    from unlearn_cli.run_folder import RunInterrupted, run_folder
+
+    monkeypatch.setenv("UNLEARN_TEST_EPOCHS", "2")
+    folder = tmp_path / "run"
+    args = [*TRAIN, "trainer.args.num_train_epochs=${env:UNLEARN_TEST_EPOCHS}", f"run.output_dir={folder}"]
+    recipe = load_recipe(args[0], args[1:])
+    record = {"environment_digests": environment_digests(recipe)}
+    with pytest.raises(RunInterrupted), run_folder(folder, command="train", record=record) as run:
+        run.write_text("recipe.toml", saved_recipe_text(recipe, output_dir=folder))
+        (folder / "checkpoint-3").mkdir()
+        (folder / "checkpoint-3" / "trainer_state.json").write_text("{}")
+        raise RunInterrupted(signal.SIGINT, "stopped by SIGINT at step 3", graceful=True)
+
+    def resume(*extra: str) -> Any:
+        return run_unlearn("train", *args, *extra, "--resume", "--dry-run")
+
+    assert resume().code == 0
+    assert resume("trainer.args.logging_steps=5").code == 0  # what is logged, not what is trained
+    err = message(resume("trainer.args.learning_rate=0.5"), 2)
+    assert "key '--resume': the recipe differs" in err, err
+    assert "trainer.args.learning_rate: 0.005 → 0.5" in err, err
+    monkeypatch.setenv("UNLEARN_TEST_EPOCHS", "7")
+    err = message(resume(), 2)
+    assert "trainer.args.num_train_epochs: its value from the environment changed" in err
+    assert "7" not in err.replace(str(tmp_path), "")  # the value itself is never shown

@@ -10,7 +10,6 @@ this one process to save the start-up of nine; the equivalent command is printed
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -55,19 +54,24 @@ def steps(output: Path) -> list[tuple[str, str, list[str]]]:
 RUNS = ("target", "retain", "NPO", "GradDiff")
 
 
-def refuse_finished_runs(output: Path) -> None:
-    """Before anything runs: an earlier chain's finished runs are named with the quickstart's own fix."""
+def check_run_folders(output: Path, overwrite: bool) -> None:
+    """Before anything runs, every training step's folder is planned as its command will plan it, so a
+    folder that would stop the chain halfway stops it now; finished runs get the quickstart's own fix."""
     from unlearn_cli.errors import UserError
-    from unlearn_cli.run_folder import RunStatus, inspect_folder
+    from unlearn_cli.run_folder import RunStatus, inspect_folder, plan_run_folder
 
     finished = [name for name in RUNS if inspect_folder(output / name).status == RunStatus.FINISHED]
-    if finished:
+    if finished and not overwrite:
         raise UserError(
             f"{output} already holds the finished quickstart run(s) {', '.join(finished)}; refusing to "
             "overwrite earlier results",
             hint="`unlearn quickstart --overwrite` redoes the chain (each earlier run is kept as "
             "<run>.previous until its replacement finishes), or choose another folder with --output",
         )
+    for command, _, overrides in steps(output):
+        folders = [o.removeprefix("run.output_dir=") for o in overrides if o.startswith("run.output_dir=")]
+        if command != "eval":
+            plan_run_folder(Path(folders[0]), overwrite=overwrite, command=command)
 
 
 def run(output: Path, overwrite: bool) -> dict[str, Any]:
@@ -81,8 +85,7 @@ def run(output: Path, overwrite: bool) -> dict[str, Any]:
         "unlearn": run_unlearning,
         "eval": run_evaluation,
     }
-    if not overwrite:
-        refuse_finished_runs(output)
+    check_run_folders(output, overwrite)
     for command, recipe, overrides in steps(output):
         flag = " --overwrite" if overwrite and command != "eval" else ""
         console.rule(f"[bold]$ unlearn {command} {recipe} {' '.join(overrides)}{flag}", align="left")
@@ -101,29 +104,11 @@ def run_chain(output: Path, *, overwrite: bool = False, threads: int = 1) -> dic
 
 
 def main(argv: list[str] | None = None) -> None:
-    from unlearn_cli.cli.common import console_err
-    from unlearn_cli.errors import USER_ERROR_EXIT_CODE, UserError
+    """`python -m unlearn_cli.quickstart [options]`: the same as `unlearn quickstart [options]`."""
+    from unlearn_cli.cli import main as cli_main
 
-    parser = argparse.ArgumentParser(
-        prog="python -m unlearn_cli.quickstart", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument(
-        "--output", default="outputs/quickstart", help="where the runs go (outputs/quickstart)"
-    )
-    parser.add_argument("--overwrite", action="store_true", help="redo runs whose folders already exist")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch intra-op threads (default 1: the tiny model's matrices are too small to gain from more; "
-        "on a busy machine two threads ran the whole chain 4x slower)",
-    )
-    args = parser.parse_args(argv)
-    try:
-        run_chain(Path(args.output), overwrite=args.overwrite, threads=args.threads)
-    except UserError as error:
-        console_err.print(f"[bold red]error:[/] {error.render()}", highlight=False, soft_wrap=True)
-        sys.exit(USER_ERROR_EXIT_CODE)
+    sys.argv = ["unlearn", "quickstart", *(sys.argv[1:] if argv is None else argv)]
+    cli_main()
 
 
 if __name__ == "__main__":

@@ -329,13 +329,12 @@ def plot_quality_vs_utility(rows: list[RunSummary], path: Path) -> Path | None:
 
 
 def plot_steps(rows: list[RunSummary], output_dir: Path) -> list[Path]:
-    """For each run evaluated during training: its metrics against the training step."""
+    """For each run and benchmark evaluated during training: its metrics against the training step
+    (`steps_RUN.png`; `steps_RUN_BENCHMARK.png` for a run with several such benchmarks)."""
     written = []
-    plotted: set[Path] = set()
-    for row in rows:
-        if row.folder in plotted or len(row.steps) < 2:
-            continue
-        plotted.add(row.folder)
+    plotted = [row for row in rows if len(row.steps) >= 2]
+    for row in plotted:
+        several = sum(other.folder == row.folder for other in plotted) > 1
         plt = _pyplot()
         figure, axes = plt.subplots(figsize=(6.4, 4.0))
         names = [
@@ -354,7 +353,8 @@ def plot_steps(rows: list[RunSummary], output_dir: Path) -> list[Path]:
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize=7)
         figure.tight_layout()
-        path = output_dir / f"steps_{re.sub(r'[^A-Za-z0-9_.-]+', '_', row.run)}.png"
+        name = f"{row.run}_{row.benchmark}" if several else row.run
+        path = output_dir / f"steps_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
         figure.savefig(path, dpi=120)
         plt.close(figure)
         written.append(path)

@@ -100,9 +100,15 @@ def _print_notes(notes: list[str]) -> None:
         console_err.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
 
 
-def _check_same_recipe(plan: FolderPlan, text: str) -> list[str]:
-    """Refuse to resume with a recipe that trains differently; return the harmless keys that changed."""
-    from unlearn_cli.recipes.saving import RESUMABLE_CHANGES, describe_value, recipe_differences
+def _check_same_recipe(plan: FolderPlan, text: str, digests: dict[str, str]) -> list[str]:
+    """Refuse to resume with a recipe that trains differently (`digests`: of its values from the
+    environment, which the saved text only names); return the harmless keys that changed."""
+    from unlearn_cli.recipes.saving import (
+        RESUMABLE_CHANGES,
+        describe_value,
+        environment_differences,
+        recipe_differences,
+    )
 
     saved = plan.path / RECIPE_FILE
     if not saved.is_file():
@@ -111,21 +117,27 @@ def _check_same_recipe(plan: FolderPlan, text: str) -> list[str]:
             key="--resume",
             hint="start over with --overwrite",
         )
-    differences = recipe_differences(saved.read_text(encoding="utf-8"), text)
-    blocking = [d for d in differences if d[0] not in RESUMABLE_CHANGES]
+    differences = {
+        key: f"{describe_value(old)} → {describe_value(new)}"
+        for key, old, new in recipe_differences(saved.read_text(encoding="utf-8"), text)
+    }
+    saved_digests = (plan.state.marker or {}).get("environment_digests") or {}
+    for key in environment_differences(saved_digests, digests):
+        differences.setdefault(key, "its value from the environment changed")
+    blocking = [
+        f"{key}: {change}" for key, change in sorted(differences.items()) if key not in RESUMABLE_CHANGES
+    ]
     if blocking:
-        listed = "; ".join(
-            f"{key}: {describe_value(old)} → {describe_value(new)}" for key, old, new in blocking[:8]
-        )
         more = f" and {len(blocking) - 8} more" if len(blocking) > 8 else ""
         raise UserError(
-            f"the recipe differs from the one the interrupted run started with ({saved}): {listed}{more}",
+            f"the recipe differs from the one the interrupted run started with ({saved}): "
+            f"{'; '.join(blocking[:8])}{more}",
             key="--resume",
             hint="resume with the same recipe and overrides (or the saved one: unlearn "
             f"{(plan.state.marker or {}).get('command')} "
             f"{saved} --resume), or start over with --overwrite",
         )
-    return [key for key, _, _ in differences]
+    return sorted(differences)
 
 
 def run(
@@ -175,7 +187,7 @@ def _run(
     from unlearn_cli.pipelines.failures import explained
     from unlearn_cli.recipes import load_recipe
     from unlearn_cli.recipes.machine import check_machine
-    from unlearn_cli.recipes.saving import saved_recipe_text
+    from unlearn_cli.recipes.saving import environment_digests, saved_recipe_text
 
     recipe = pipeline.recipe() if pipeline is not None else load_recipe(reference, overrides)
     recipe.require("model", "collator", "trainer", command=command)
@@ -187,7 +199,8 @@ def _run(
     output_dir = Path(pipeline.output_dir()).expanduser().absolute()
     plan = plan_run_folder(output_dir, overwrite=overwrite, resume=resume, command=command)
     recipe_text = saved_recipe_text(recipe, output_dir=output_dir)
-    changed = _check_same_recipe(plan, recipe_text) if plan.action == "resume" else []
+    digests = environment_digests(recipe)
+    changed = _check_same_recipe(plan, recipe_text, digests) if plan.action == "resume" else []
     if dry_run:
         _print_notes(plan.notes)
         console.print(
@@ -206,7 +219,9 @@ def _run(
 
     from unlearn_cli.outputs import run_record
 
-    record = run_record(command, recipe, training_args=training_args, extra={"output_dir": str(output_dir)})
+    extra = {"output_dir": str(output_dir), "environment_digests": digests}
+    folder_writer = is_main_process()  # the other ranks of a launch write no record
+    record = run_record(command, recipe, training_args=training_args, extra=extra) if folder_writer else {}
     claimed: RunFolder | None = None
     try:
         with run_folder(

@@ -2,13 +2,16 @@
 
 Local paths (data files, model folders, the output folder) are written absolute, resolved the way the run
 read them (against the working directory), so `unlearn train <run>/recipe.toml` works from any folder.
-Values that came from `${env:...}` are written as that reference. `--resume` compares this text with the
-recipe it is given, so a resumed run is the run that was interrupted.
+Values that came from `${env:...}` are written as that reference, and the manifest keeps a digest of each
+(`environment_digests`). `--resume` compares both with the recipe it is given, so a resumed run is the run
+that was interrupted.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -134,3 +137,20 @@ def recipe_differences(saved_text: str, current_text: str) -> list[tuple[str, An
 
 def describe_value(value: Any) -> str:
     return "(not set)" if not isinstance(value, str | int | float | bool | list | dict) else repr(value)
+
+
+def environment_digests(recipe: ValidatedRecipe) -> dict[str, str]:
+    """For each key whose value came from `${env:...}`: a digest of the value, never the value itself."""
+    digests = {}
+    for path in recipe.recipe.env_references:
+        value: Any = recipe.values
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        encoded = json.dumps(value, sort_keys=True, default=str).encode()
+        digests[".".join(path)] = hashlib.sha256(encoded).hexdigest()[:16]
+    return digests
+
+
+def environment_differences(saved: dict[str, str], current: dict[str, str]) -> list[str]:
+    """The keys whose value from the environment is not the one the run started with."""
+    return sorted(key for key in set(saved) | set(current) if saved.get(key) != current.get(key))
