@@ -7,6 +7,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+import torch
+
+from unlearn_cli.evals import callback as callback_module
 from unlearn_cli.evals.callback import EvaluationCallback
 from unlearn_cli.pipelines.callbacks import keep_steps_up_to
 
@@ -14,9 +18,11 @@ from unlearn_cli.pipelines.callbacks import keep_steps_up_to
 class CountingEvaluator:
     def __init__(self) -> None:
         self.calls: list[Path | None] = []
+        self.digests: list[str | None] = []
 
-    def evaluate(self, model: Any, output_dir: Path | None = None) -> Any:
+    def evaluate(self, model: Any, output_dir: Path | None = None, model_digest: str | None = None) -> Any:
         self.calls.append(output_dir)
+        self.digests.append(model_digest)
         return SimpleNamespace(summary={"forget_Q_A_Prob": 0.5}, seconds=0.1)
 
 
@@ -36,10 +42,27 @@ def test_a_run_without_evaluation_points_evaluates_only_at_the_end(tmp_path: Pat
     evaluator = CountingEvaluator()
     callback = EvaluationCallback({"TOFU": evaluator}, tmp_path, has_eval_dataset=False)
     state = SimpleNamespace(global_step=0, epoch=0.0)
-    callback.on_train_begin(SimpleNamespace(eval_strategy="no"), state, SimpleNamespace(), model=None)
-    callback.on_train_end(SimpleNamespace(eval_strategy="no"), state, SimpleNamespace(), model=None)
+    model = torch.nn.Linear(2, 2)
+    callback.on_train_begin(SimpleNamespace(eval_strategy="no"), state, SimpleNamespace(), model=model)
+    callback.on_train_end(SimpleNamespace(eval_strategy="no"), state, SimpleNamespace(), model=model)
     assert evaluator.calls == [tmp_path / "eval"]
     assert callback.final == {"TOFU": {"forget_Q_A_Prob": 0.5}}
+
+
+def test_the_final_evaluation_hashes_the_weights_once_for_all_benchmarks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed: list[Any] = []
+    monkeypatch.setattr(callback_module, "weights_digest", lambda model: hashed.append(model) or "digest")
+    evaluators = {"TOFU": CountingEvaluator(), "MUSE": CountingEvaluator()}
+    callback = EvaluationCallback(evaluators, tmp_path, has_eval_dataset=False)
+    state = SimpleNamespace(global_step=4, epoch=1.0)
+    control = SimpleNamespace(should_evaluate=True)
+    callback.on_step_end(SimpleNamespace(eval_strategy="steps"), state, control, model="model")
+    assert hashed == []  # evaluations during training write no files: no fingerprints
+    callback.on_train_end(SimpleNamespace(eval_strategy="steps"), state, control, model="model")
+    assert hashed == ["model"]
+    assert [e.digests for e in evaluators.values()] == [[None, "digest"], [None, "digest"]]
 
 
 def test_keep_steps_up_to_drops_later_and_cut_lines(tmp_path: Path) -> None:

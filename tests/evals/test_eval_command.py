@@ -117,3 +117,46 @@ def test_an_interrupted_evaluation_says_what_it_kept_and_leaves_the_folder_as_it
     assert "interrupted (SIGINT received during setup): nothing was written" in result.stderr
     assert "Traceback" not in result.stderr
     assert output_dir.is_dir() == folder_existed and not (folder_existed and any(output_dir.iterdir()))
+
+
+def test_the_weights_are_hashed_once_for_all_benchmarks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.evals.conftest import SMALL_AUTHORS
+    from tests.evals.test_muse import write_snapshot
+    from unlearn_cli.evals import engine
+    from unlearn_cli.pipelines.evaluate import run_evaluation
+
+    hashed: list[Any] = []
+    weights_digest = engine.weights_digest
+
+    def counted(model: Any) -> str:
+        hashed.append(model)
+        return weights_digest(model)
+
+    monkeypatch.setattr(engine, "weights_digest", counted)
+    evaluations = run_evaluation(
+        "quickstart/eval",
+        [
+            "model_path=builtin://tiny-llama",
+            f'tofu_path="{SMALL_AUTHORS}"',
+            'metrics=["forget_Q_A_Prob"]',
+            'eval.MUSE.handler="MUSE"',
+            f'eval.MUSE.args.muse_path="{write_snapshot(tmp_path / "MUSE-News")}"',
+            'eval.MUSE.args.metrics=["exact_memorization"]',
+            f"run.output_dir={tmp_path / 'eval'}",
+        ],
+    )
+    assert sorted(evaluations) == ["MUSE", "TOFU"] and len(hashed) == 1
+    assert all((tmp_path / "eval" / f"{name}_FINGERPRINTS.json").is_file() for name in evaluations)
+
+
+def test_a_manifest_json_of_someone_else_is_never_replaced(run_unlearn: Any, tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text('{"command": "eval"}')
+    (tmp_path / "TOFU_FINGERPRINTS.json").write_text("{}")
+    result = run_unlearn(
+        "eval", "quickstart/eval", "model_path=builtin://tiny-llama", f"run.output_dir={tmp_path}"
+    )
+    assert result.code == 2
+    assert "manifest.json was not written by unlearn-cli" in result.stderr
+    assert (tmp_path / "manifest.json").read_text() == '{"command": "eval"}'

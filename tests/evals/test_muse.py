@@ -109,3 +109,11 @@ def test_the_corpus_picks_the_hub_path(tiny_tokenizer: Any) -> None:
         "name": "privleak",
         "split": "forget",
     }
+
+
+def test_a_generation_length_below_one_names_its_argument(tiny_tokenizer: Any) -> None:
+    from unlearn_cli.errors import UserError
+
+    with pytest.raises(UserError, match="verbmem_max_new_tokens must be at least 1, got 0") as caught:
+        MUSE(tiny_tokenizer, metrics=["privleak"], verbmem_max_new_tokens=0)
+    assert caught.value.key == "verbmem_max_new_tokens"

@@ -119,8 +119,3 @@ def test_extraction_strength_is_one_minus_where_the_reproduced_suffix_starts(
     hits: list[bool], expected: float
 ) -> None:
     assert stats.extraction_strength(hits) == pytest.approx(expected)
-
-
-def test_mean_or_none_skips_missing_scores() -> None:
-    assert stats.mean_or_none([1.0, None, 3.0]) == pytest.approx(2.0)
-    assert stats.mean_or_none([None]) is None

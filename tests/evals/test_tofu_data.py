@@ -8,12 +8,12 @@ import pytest
 
 from tests.evals.conftest import SMALL_AUTHORS
 from unlearn_cli.errors import UserError
-from unlearn_cli.evals.generation import GenerationSettings
+from unlearn_cli.evals.generation import GreedySettings
 from unlearn_cli.evals.tofu import TOFU, tofu_metric_table
 
 
 def test_every_tofu_dataset_builds_from_the_builtin_set(tiny_tokenizer: Any) -> None:
-    everything = list(tofu_metric_table(GenerationSettings()))
+    everything = list(tofu_metric_table(GreedySettings()))
     tofu = TOFU(tiny_tokenizer, tofu_path=SMALL_AUTHORS, metrics=everything)
     sizes = {name: len(tofu.dataset(name)) for name in tofu.data_specs}
     assert sizes["forget"] == sizes["forget_para"] == sizes["forget_gen"] == 4  # one author, 4 facts
@@ -71,6 +71,17 @@ def test_holdout_follows_the_forget_split_unless_named(tiny_tokenizer: Any) -> N
         ),
         ({"retain_logs_path": "/no/such/TOFU_EVAL.json"}, "retain_logs_path", "not found"),
         ({"batch_size": 0}, "batch_size", "at least 1"),
+        ({"max_new_tokens": 0}, "max_new_tokens", "max_new_tokens must be at least 1, got 0"),
+        (
+            {
+                "custom_metrics": {
+                    "mine": {"handler": "rouge", "data": {"data": "forget_gen"}, "max_new_tokens": 0}
+                },
+                "metrics": ["mine"],
+            },
+            "custom_metrics.mine.max_new_tokens",
+            "at least 1",
+        ),
     ],
 )
 def test_mistakes_are_user_errors_before_any_data_loads(
@@ -91,3 +102,27 @@ def test_a_custom_metric_runs_a_registered_function_on_the_benchmarks_data(tiny_
     )
     assert tofu.order == ["holdout_Q_A_Prob"]
     assert len(tofu.dataset("holdout")) == 4
+
+
+def test_the_reference_model_is_loaded_and_scored_once_per_evaluator(
+    tiny_tokenizer: Any, tiny_model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unlearn_cli.builtin import resolve_builtin
+    from unlearn_cli.evals import metrics
+
+    loaded: list[str | None] = []
+    load = metrics.load_reference_model
+
+    def counted(inputs: Any) -> Any:
+        loaded.append(inputs.reference_model_path)
+        return load(inputs)
+
+    monkeypatch.setattr(metrics, "load_reference_model", counted)
+    reference = str(resolve_builtin("builtin://tiny-llama"))
+    tofu = TOFU(
+        tiny_tokenizer, tofu_path=SMALL_AUTHORS, metrics=["mia_reference"], reference_model_path=reference
+    )
+    first = tofu.evaluate(tiny_model)  # e.g. the evaluation points of a training run
+    second = tofu.evaluate(tiny_model)
+    assert loaded == [reference]
+    assert second.results == first.results

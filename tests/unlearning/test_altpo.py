@@ -13,12 +13,9 @@ import torch
 
 from tests.unlearning.conftest import Unlearn, forget_rise, retain_rise
 from unlearn_cli.data import generated_alternates
-from unlearn_cli.data.generated_alternates import (
-    QAwithGeneratedAlternateDataset,
-    clean_alternate,
-    generation_prompts,
-)
+from unlearn_cli.data.generated_alternates import QAwithGeneratedAlternateDataset, generation_prompts
 from unlearn_cli.data.template import IGNORE_INDEX, TemplateArgs
+from unlearn_cli.evals.generation import cut_at_stop
 
 SMALL = "builtin://fictitious-authors?authors=4&facts=5"
 PLAIN = TemplateArgs(user_start_tag="Question: ", user_end_tag="\n", asst_start_tag="Answer: ")
@@ -53,10 +50,10 @@ def test_instruction_fills_in_the_question_and_the_answer() -> None:
     assert tokenizer.decode(prompt, skip_special_tokens=True) == "Question: Q Who? A Bo. again\nAnswer:"
 
 
-def test_clean_alternate_cuts_at_the_first_stop_string() -> None:
-    assert clean_alternate(" Lyon is big.\nQuestion: next", ["Question:", "Q:"]) == "Lyon is big."
-    assert clean_alternate("A Q: B Question: C", ["Question:", "Q:"]) == "A"
-    assert clean_alternate("  plain  ", []) == "plain"
+def test_an_alternate_is_cut_at_the_first_stop_string() -> None:
+    assert cut_at_stop(" Lyon is big.\nQuestion: next", ["Question:", "Q:"]) == "Lyon is big."
+    assert cut_at_stop("A Q: B Question: C", ["Question:", "Q:"]) == "A"
+    assert cut_at_stop("  plain  ", []) == "plain"
 
 
 def _build(model: Any, tokenizer: Any, **args: Any) -> QAwithGeneratedAlternateDataset:

@@ -113,10 +113,13 @@ def print_rows(
     as_json: bool,
     title: str | None = None,
     keep_whole: tuple[str, ...] = (),
+    numbers: tuple[str, ...] = (),
     empty: str | None = None,
+    header: bool = False,
 ) -> None:
-    """Rows as JSON objects (`--json`), tab-separated lines (piped: nothing wrapped or decorated), or a
-    table whose `keep_whole` columns never wrap (a terminal)."""
+    """Rows as JSON objects (`--json`), tab-separated lines (piped: nothing wrapped or decorated; the column
+    names first with `header`), or a table whose `keep_whole` columns never wrap and whose `numbers` columns
+    are right-aligned (a terminal)."""
     import json
 
     from rich.markup import escape
@@ -132,14 +135,14 @@ def print_rows(
         console_err.print(escape(empty), highlight=False, soft_wrap=True)
         return
     if not console.is_terminal:  # rich would expand the tabs: write the lines as they are
-        for row in rows:
+        for row in [columns, *rows] if header else rows:
             console.file.write("\t".join(cell.replace("\t", " ").replace("\n", " ") for cell in row) + "\n")
         console.file.flush()
         return
     widths = {
         i: max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns) if c in keep_whole
     }
-    if sum(widths.values()) + 3 * len(columns) + 24 > console.width:  # too narrow for a table: one entry each
+    if widths and sum(widths.values()) + 3 * len(columns) + 24 > console.width:  # too narrow: one entry each
         for row in rows:
             whole = "  ".join(escape(row[i]) for i in widths)
             rest = "  ".join(escape(cell) for i, cell in enumerate(row) if i not in widths and cell)
@@ -155,7 +158,7 @@ def print_rows(
             width = max([len(column), *(len(row[index]) for row in rows)])
             table.add_column(column, no_wrap=True, min_width=width)
         else:
-            table.add_column(column, overflow="fold")
+            table.add_column(column, overflow="fold", justify="right" if column in numbers else "left")
     for row in rows:
         table.add_row(*(escape(cell) for cell in row))
     console.print(table)

@@ -31,6 +31,7 @@ from unlearn_cli.data.loading import load_hf_dataset
 from unlearn_cli.data.qa import _QABase
 from unlearn_cli.data.template import Conversation, TemplateArgs
 from unlearn_cli.errors import UserError
+from unlearn_cli.evals.generation import cut_at_stop
 from unlearn_cli.registry import register
 
 logger = logging.getLogger("unlearn_cli.data")
@@ -92,14 +93,6 @@ def generation_prompts(
     return [e.input_ids[: e.label_start] for e in encoded]
 
 
-def clean_alternate(text: str, stop_strings: Sequence[str]) -> str:
-    """The generated text up to the first stop string, without surrounding whitespace."""
-    for stop in stop_strings:
-        if stop and stop in text:
-            text = text[: text.index(stop)]
-    return text.strip()
-
-
 @torch.no_grad()
 def generate_alternates(
     model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], settings: GenerationSettings
@@ -140,7 +133,7 @@ def generate_alternates(
                 texts = tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
                 for row in range(len(chunk)):
                     group = texts[row * settings.num_alternates : (row + 1) * settings.num_alternates]
-                    results.append([clean_alternate(t, settings.stop_strings) for t in group])
+                    results.append([cut_at_stop(t, settings.stop_strings) for t in group])
     finally:
         model.train(was_training)
     return results

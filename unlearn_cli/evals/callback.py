@@ -23,6 +23,8 @@ from typing import Any
 from transformers import TrainerCallback
 
 from unlearn_cli.errors import UserError
+from unlearn_cli.evals.engine import weights_digest
+from unlearn_cli.evals.report import format_value
 from unlearn_cli.run_folder import EVAL_FOLDER, EVAL_LOG
 
 
@@ -73,9 +75,10 @@ class EvaluationCallback(TrainerCallback):
 
         self._last_step = state.global_step
         summaries = {}
+        digest = weights_digest(model) if output_dir is not None else None  # once for all benchmarks
         for name, evaluator in self.evaluators.items():
             try:
-                evaluation = evaluator.evaluate(model, output_dir=output_dir)
+                evaluation = evaluator.evaluate(model, output_dir=output_dir, model_digest=digest)
             except UserError as exc:
                 raise exc.under(f"eval.{name}.args").located(file=self.recipe_file) from None
             summaries[name] = evaluation.summary
@@ -90,7 +93,7 @@ class EvaluationCallback(TrainerCallback):
                 }
                 with (self.run_dir / EVAL_LOG).open("a", encoding="utf-8") as log:
                     log.write(json.dumps(record) + "\n")
-                shown = ", ".join(f"{k} {_number(v)}" for k, v in evaluation.summary.items())
+                shown = ", ".join(f"{k} {format_value(v)}" for k, v in evaluation.summary.items())
                 console.print(
                     f"[dim]eval {name} @ step {state.global_step} ({when}):[/] {shown}", highlight=False
                 )
@@ -100,10 +103,6 @@ class EvaluationCallback(TrainerCallback):
 def _strategy(args: Any) -> str:
     strategy = getattr(args, "eval_strategy", "no")
     return str(getattr(strategy, "value", strategy))
-
-
-def _number(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 @contextmanager

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from unlearn_cli.distributed import rank_and_world
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -24,19 +26,15 @@ class World:
 
     @classmethod
     def current(cls) -> World:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return cls(dist.get_rank(), dist.get_world_size())
-        return cls()
+        return cls(*rank_and_world())
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def share(self, jobs: Sequence[T]) -> list[tuple[int, T]]:
-        """This rank's jobs (with their positions): jobs[j] for every j = rank mod size."""
-        return [(j, job) for j, job in enumerate(jobs) if j % self.size == self.rank]
+    def share(self, jobs: Sequence[T]) -> list[T]:
+        """This rank's jobs: jobs[j] for every j = rank mod size."""
+        return list(jobs[self.rank :: self.size])
 
     def gather(self, part: dict[Any, Any]) -> dict[Any, Any]:
         """Every rank's dict merged, on every rank (no copy with one process)."""
@@ -60,6 +58,6 @@ class World:
     def run_shared(self, jobs: Sequence[T], work: Callable[[T], dict[Any, R]]) -> dict[Any, R]:
         """Run `work` on this rank's share of `jobs` and return all ranks' merged results."""
         done: dict[Any, R] = {}
-        for _, job in self.share(jobs):
+        for job in self.share(jobs):
             done.update(work(job))
         return self.gather(done)

@@ -14,20 +14,36 @@ from typing import Any
 
 import torch
 
-from unlearn_cli.data.template import IGNORE_INDEX
+from unlearn_cli.errors import UserError
 from unlearn_cli.evals.distributed import World
 from unlearn_cli.evals.report import Reporter
-from unlearn_cli.evals.scoring import _cache_argument, _input_device, iter_items
+from unlearn_cli.evals.scoring import (
+    _cache_argument,
+    _input_device,
+    _left_padded,
+    answer_text,
+    iter_items,
+    pad_token_id,
+)
 
 ROUGE_KEYS = ("rouge1_recall", "rougeL_f1", "rougeL_recall")
 
 
 @dataclass(frozen=True)
-class GenerationSettings:
+class GreedySettings:
     """How answers are generated: greedy, at most `max_new_tokens`, cut at eos or a stop string."""
 
     max_new_tokens: int = 200
     stop_strings: tuple[str, ...] = ()
+
+    @classmethod
+    def checked(
+        cls, max_new_tokens: int, stop_strings: Sequence[str] = (), *, key: str = "max_new_tokens"
+    ) -> GreedySettings:
+        """Settings from a recipe; a length below 1 is refused under the recipe argument `key`."""
+        if max_new_tokens < 1:
+            raise UserError(f"{key} must be at least 1, got {max_new_tokens}", key=key)
+        return cls(max_new_tokens, tuple(stop_strings))
 
 
 @dataclass(frozen=True)
@@ -103,27 +119,25 @@ class GenerationPool:
         self.batch_size = batch_size
         self.world = world or World.current()
         self.reporter = reporter or Reporter()
-        self._pending: dict[tuple[int, GenerationSettings], Any] = {}
-        self._done: dict[tuple[int, GenerationSettings], list[Generation]] = {}
-        self._texts: dict[tuple[bytes, GenerationSettings], str] = {}
-        self.generated_prompts = 0
-        """Distinct prompts generated so far."""
+        self._pending: dict[tuple[int, GreedySettings], Any] = {}
+        self._done: dict[tuple[int, GreedySettings], list[Generation]] = {}
+        self._texts: dict[tuple[bytes, GreedySettings], str] = {}
 
-    def expect(self, dataset: Any, settings: GenerationSettings) -> None:
+    def expect(self, dataset: Any, settings: GreedySettings) -> None:
         key = (id(dataset), settings)
         if key not in self._done:
             self._pending[key] = dataset
 
-    def generations(self, dataset: Any, settings: GenerationSettings) -> list[Generation]:
+    def generations(self, dataset: Any, settings: GreedySettings) -> list[Generation]:
         key = (id(dataset), settings)
         if key not in self._done:
             self._pending[key] = dataset
             self._run(settings)
         return self._done[key]
 
-    def _run(self, settings: GenerationSettings) -> None:
+    def _run(self, settings: GreedySettings) -> None:
         wanted = {key: ds for key, ds in self._pending.items() if key[1] == settings}
-        items: dict[tuple[int, GenerationSettings], list[tuple[bytes, torch.Tensor, torch.Tensor]]] = {}
+        items: dict[tuple[int, GreedySettings], list[tuple[bytes, torch.Tensor, torch.Tensor]]] = {}
         todo: dict[bytes, torch.Tensor] = {}
         for key, dataset in wanted.items():
             rows = []
@@ -147,31 +161,21 @@ class GenerationPool:
 
                 generated = self.world.run_shared(batches, work)
             self._texts.update({(k, settings): text for k, text in generated.items()})
-            self.generated_prompts += len(order)
         for key, rows in items.items():
             self._done[key] = [
                 Generation(
                     prompt=self.tokenizer.decode(prompt, skip_special_tokens=True),
-                    ground_truth=self._answer_text(labels),
+                    ground_truth=answer_text(self.tokenizer, labels).strip(),
                     text=self._texts[(prompt_key, settings)],
                 )
                 for prompt_key, prompt, labels in rows
             ]
 
-    def _answer_text(self, labels: torch.Tensor) -> str:
-        tokens = labels[labels != IGNORE_INDEX]
-        return self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
-
     @torch.no_grad()
-    def _generate(self, prompts: Sequence[torch.Tensor], settings: GenerationSettings) -> list[str]:
+    def _generate(self, prompts: Sequence[torch.Tensor], settings: GreedySettings) -> list[str]:
         tokenizer = self.tokenizer
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        length = max(len(p) for p in prompts)
-        input_ids = torch.full((len(prompts), length), pad, dtype=torch.long)
-        attention = torch.zeros((len(prompts), length), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            input_ids[row, length - len(prompt) :] = prompt
-            attention[row, length - len(prompt) :] = 1
+        pad = pad_token_id(tokenizer)
+        input_ids, attention = _left_padded(prompts, pad)
         device = _input_device(self.model)
         stop = _stop_check(tokenizer, settings.stop_strings)
         tokens = greedy_generate(

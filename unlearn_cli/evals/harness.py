@@ -11,7 +11,6 @@ are reused like those of TOFU and MUSE.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,14 +18,20 @@ from typing import Any
 
 from unlearn_cli.errors import UserError
 from unlearn_cli.evals.distributed import World
-from unlearn_cli.evals.engine import FILE_FORMAT, Evaluation, _digest, _plain, model_fingerprint
+from unlearn_cli.evals.engine import (
+    Benchmark,
+    Evaluation,
+    evaluation_mode,
+    plain_json,
+    value_digest,
+    weights_digest,
+)
 from unlearn_cli.evals.report import Reporter
 from unlearn_cli.registry import register
-from unlearn_cli.run_folder import write_json
 
 
 @register("benchmark", "LMEval")
-class LMEval:
+class LMEval(Benchmark):
     """lm-evaluation-harness tasks (WMDP, MMLU, your own YAML tasks) on the model being evaluated.
 
     `tasks` are task or group names (or task dicts); `include_path` a folder of task YAML files;
@@ -63,9 +68,6 @@ class LMEval:
         self.simple_evaluate_args = dict(simple_evaluate_args)
         self.settings = {"tasks": [task_name(task) for task in self.tasks]}
 
-    def file(self, output_dir: Path, suffix: str) -> Path:
-        return output_dir / f"{self.name}_{suffix}.json"
-
     def evaluate(
         self,
         model: Any,
@@ -73,32 +75,33 @@ class LMEval:
         output_dir: Path | None = None,
         overwrite: bool = False,
         reporter: Reporter | None = None,
+        model_digest: str | None = None,
     ) -> Evaluation:
         """Run every task not reusable from `output_dir`, on rank 0 (lm-eval drives an in-memory model in
-        one process); every rank gets the results."""
+        one process); every rank gets the results. `model_digest` as for `Evaluator.evaluate`."""
         reporter = reporter or Reporter()
         world = World.current()
         clock = time.perf_counter()
         _require_lm_eval()
-        stamps = self._fingerprints(model) if output_dir is not None else {}
+        stamps: dict[str, str] = {}
+        if output_dir is not None:
+            stamps = self._fingerprints(model_digest if model_digest is not None else weights_digest(model))
         previous = {} if overwrite or output_dir is None else self._reusable(output_dir, stamps)
         results: dict[str, Any] = {}
         if world.is_main:
-            was_training = getattr(model, "training", False)
-            model.eval()
-            try:
+            with evaluation_mode(model):
+                manager = None
                 for task in self.tasks:
                     name = task_name(task)
                     if name in previous:
                         results[name] = previous[name]
                         reporter.metric_done(self.name, name, results[name]["agg_value"], 0.0, True)
                         continue
+                    manager = manager or self._task_manager()
                     started = time.perf_counter()
-                    results[name] = self._run(model, task)
+                    results[name] = self._run(model, task, manager)
                     seconds = time.perf_counter() - started
                     reporter.metric_done(self.name, name, results[name]["agg_value"], seconds, False)
-            finally:
-                model.train(was_training)
         if world.size > 1:
             results = world.gather({0: results} if world.is_main else {})[0]
         summary = {
@@ -109,31 +112,23 @@ class LMEval:
         reused = {name for name in results if name in previous}
         evaluation = Evaluation(self.name, results, summary, reused, time.perf_counter() - clock)
         if output_dir is not None and world.is_main:
-            output_dir.mkdir(parents=True, exist_ok=True)
-            evaluation.files = [
-                write_json(self.file(output_dir, "EVAL"), dict(sorted(results.items()))),
-                write_json(self.file(output_dir, "SUMMARY"), summary),
-                write_json(
-                    self.file(output_dir, "FINGERPRINTS"),
-                    {
-                        "format": FILE_FORMAT,
-                        "benchmark": self.name,
-                        "settings": self.settings,
-                        "metrics": {name: stamps.get(name) for name in sorted(results)},
-                    },
-                ),
-            ]
+            evaluation.files = self._write(output_dir, results, summary, stamps)
         world.barrier()
         return evaluation
 
-    def _run(self, model: Any, task: str | dict[str, Any]) -> dict[str, Any]:
+    def _task_manager(self) -> Any:
+        """lm-eval's index of the tasks (its own unless left out, and those in `include_path`): built once
+        per evaluation, as indexing reads every task file."""
+        from lm_eval.tasks import TaskManager
+
+        return TaskManager(include_path=self.include_path, include_defaults=self.include_default_tasks)
+
+    def _run(self, model: Any, task: str | dict[str, Any], manager: Any) -> dict[str, Any]:
         from lm_eval import simple_evaluate
         from lm_eval.models.huggingface import HFLM
-        from lm_eval.tasks import TaskManager
 
         from unlearn_cli.evals.scoring import _input_device
 
-        manager = TaskManager(include_path=self.include_path, include_defaults=self.include_default_tasks)
         language_model = HFLM(
             pretrained=model,
             tokenizer=self.tokenizer,
@@ -158,14 +153,13 @@ class LMEval:
             ) from None
         return task_result(output, task_name(task))
 
-    def _fingerprints(self, model: Any) -> dict[str, str]:
+    def _fingerprints(self, model_digest: str) -> dict[str, str]:
         import lm_eval
 
-        model_digest = model_fingerprint(model)
         files = sorted(Path(self.include_path).rglob("*.yaml")) if self.include_path else []
         definitions = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
         return {
-            task_name(task): _digest(
+            task_name(task): value_digest(
                 {
                     "task": task,
                     "definitions": definitions,
@@ -178,16 +172,6 @@ class LMEval:
                 }
             )
             for task in self.tasks
-        }
-
-    def _reusable(self, output_dir: Path, stamps: Mapping[str, str]) -> dict[str, Any]:
-        try:
-            logs = json.loads(self.file(output_dir, "EVAL").read_text(encoding="utf-8"))
-            kept = json.loads(self.file(output_dir, "FINGERPRINTS").read_text(encoding="utf-8"))["metrics"]
-        except (OSError, ValueError, KeyError):
-            return {}
-        return {
-            name: logs[name] for name, stamp in stamps.items() if kept.get(name) == stamp and name in logs
         }
 
 
@@ -222,7 +206,7 @@ def task_result(output: Mapping[str, Any], name: str) -> dict[str, Any]:
     main = next((value for key, value in metrics.items() if not key.endswith("_stderr")), None)
     by_index: dict[str, Any] = {}
     for sample in output.get("samples", {}).get(name, []):
-        by_index[str(sample["doc_id"])] = _plain(
+        by_index[str(sample["doc_id"])] = plain_json(
             {
                 **{metric: sample.get(metric) for metric in sample.get("metrics", [])},
                 "target": sample.get("target"),

@@ -4,7 +4,8 @@ A metric is ``fn(inputs: MetricInputs, **args) -> {"agg_value": ..., "value_by_i
 with ``@register("metric", NAME)``; a benchmark's table says which named result (``forget_Q_A_Prob``)
 comes from which function on which data. Results have the reference framework's layout (keys of
 `value_by_index` are item indices as text), so its logs and ours are interchangeable. The arithmetic lives in
-`stats` (tested on hand-computed values); these functions gather the inputs and lay out the result.
+`stats` (tested on hand-computed values); these functions gather the inputs and lay out the result. Those
+that read the shared forward pass say so with `@reads("scores")`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import numpy as np
 from unlearn_cli.data.template import IGNORE_INDEX
 from unlearn_cli.errors import UserError
 from unlearn_cli.evals import stats
-from unlearn_cli.evals.engine import MetricInputs, MetricResult, group_by_index
+from unlearn_cli.evals.engine import MetricInputs, MetricResult, group_by_index, reads
 from unlearn_cli.evals.generation import ROUGE_KEYS, rouge_scores
-from unlearn_cli.evals.scoring import iter_items
+from unlearn_cli.evals.scoring import SequenceScores, answer_text, iter_items
 from unlearn_cli.registry import register
 
 
@@ -44,6 +45,7 @@ def _mean_of(records: Mapping[str, Mapping[str, Any]], key: str) -> float:
 
 
 @register("metric", "probability")
+@reads("scores")
 def probability(inputs: MetricInputs) -> MetricResult:
     """Probability: exp(-mean answer-token NLL) per answer; an item's options are averaged."""
     grouped = group_by_index(
@@ -193,6 +195,7 @@ def rouge(
 
 
 @register("metric", "exact_memorization")
+@reads("scores")
 def exact_memorization(inputs: MetricInputs) -> MetricResult:
     """Exact memorisation: the fraction of answer tokens (eos excluded) that are greedy predictions."""
     by_index = {
@@ -202,6 +205,7 @@ def exact_memorization(inputs: MetricInputs) -> MetricResult:
 
 
 @register("metric", "extraction_strength")
+@reads("scores")
 def extraction_strength(inputs: MetricInputs) -> MetricResult:
     """Extraction strength: 1 - k/n for the longest answer suffix the model reproduces greedily.
 
@@ -235,24 +239,19 @@ def _side(scores: list[tuple[str, float]]) -> MetricResult:
 
 
 @register("metric", "mia_loss")
+@reads("scores")
 def mia_loss(inputs: MetricInputs) -> MetricResult:
     """LOSS attack (Yeom et al., 2018): the answer's mean NLL."""
     return _attack(*[[(i, s.mean_nll) for i, s in inputs.scores(role)] for role in ("forget", "holdout")])
 
 
-def _answer_texts(inputs: MetricInputs, role: str) -> list[str]:
-    return [
-        inputs.tokenizer.decode(item["labels"][item["labels"] != IGNORE_INDEX], skip_special_tokens=True)
-        for item in iter_items(inputs.data[role])
-    ]
-
-
 @register("metric", "mia_zlib")
+@reads("scores")
 def mia_zlib(inputs: MetricInputs) -> MetricResult:
     """zlib attack (Carlini et al., 2021): mean NLL over the zlib-compressed size of the answer text."""
     sides = []
     for role in ("forget", "holdout"):
-        texts = _answer_texts(inputs, role)
+        texts = [answer_text(inputs.tokenizer, item["labels"]) for item in iter_items(inputs.data[role])]
         scored = inputs.scores(role)
         sides.append(
             [(i, stats.zlib_score(s.mean_nll, text)) for (i, s), text in zip(scored, texts, strict=True)]
@@ -261,6 +260,7 @@ def mia_zlib(inputs: MetricInputs) -> MetricResult:
 
 
 @register("metric", "mia_min_k")
+@reads("scores")
 def mia_min_k(inputs: MetricInputs, k: float = stats.MIN_K_FRACTION) -> MetricResult:
     """Min-k% Prob (Shi et al., 2024): minus the mean of the lowest k fraction of answer-token log-probs."""
     return _attack(
@@ -272,6 +272,7 @@ def mia_min_k(inputs: MetricInputs, k: float = stats.MIN_K_FRACTION) -> MetricRe
 
 
 @register("metric", "mia_min_k_plus_plus")
+@reads("scores")
 def mia_min_k_plus_plus(inputs: MetricInputs, k: float = stats.MIN_K_FRACTION) -> MetricResult:
     """Min-k%++ (Zhang et al., 2024): min-k over log-probs standardised by the next-token distribution."""
     return _attack(
@@ -333,29 +334,49 @@ def _gradient_norm(model: Any, item: dict[str, Any], p: float, eos_token_id: int
 
 
 @register("metric", "mia_reference")
+@reads("scores", "reference_model")
 def mia_reference(inputs: MetricInputs) -> MetricResult:
     """Reference attack (Carlini et al., 2022): the answer's mean NLL minus a reference model's.
 
     The reference (`reference_model_path`, e.g. the retain model) is loaded on this model's device."""
+    roles = ("forget", "holdout")
+    theirs = reference_scores(inputs, roles)
+    return _attack(
+        *[
+            [
+                (i, s.mean_nll - r.mean_nll)
+                for (i, s), r in zip(inputs.scores(role), theirs[role], strict=True)
+            ]
+            for role in roles
+        ]
+    )
+
+
+def reference_scores(inputs: MetricInputs, roles: tuple[str, ...]) -> dict[str, list[SequenceScores]]:
+    """The reference model's scores of the datasets in `roles`, in one pass. They never change, so the
+    evaluator keeps them: later evaluations (every evaluation point of a training run) neither load the
+    reference model again nor score anew."""
     from unlearn_cli.evals.scoring import ScorePool
 
-    reference = load_reference_model(inputs)
-    pool = ScorePool(
-        reference,
-        eos_token_id=inputs.tokenizer.eos_token_id,
-        pad_token_id=inputs.scores_pool.pad_token_id,
-        batch_size=inputs.batch_size,
-        world=inputs.world,
-        reporter=inputs.reporter,
-    )
-    sides = []
-    for role in ("forget", "holdout"):
-        theirs = pool.scores(inputs.data[role])
-        sides.append(
-            [(i, s.mean_nll - r.mean_nll) for (i, s), r in zip(inputs.scores(role), theirs, strict=True)]
+    datasets = [inputs.data[role] for role in roles]
+    dtype = str(getattr(inputs.model, "dtype", None))
+    # the evaluator's datasets live as long as its cache: their identities stand for their contents
+    key = ("reference_scores", inputs.reference_model_path, dtype, *(id(dataset) for dataset in datasets))
+    if key not in inputs.cache:
+        pool = ScorePool(
+            load_reference_model(inputs),
+            eos_token_id=inputs.tokenizer.eos_token_id,
+            pad_token_id=inputs.scores_pool.pad_token_id,
+            batch_size=inputs.batch_size,
+            world=inputs.world,
+            reporter=inputs.reporter,
         )
-    del reference
-    return _attack(*sides)
+        for dataset in datasets:
+            pool.expect(dataset)
+        inputs.cache[key] = {
+            role: pool.scores(dataset) for role, dataset in zip(roles, datasets, strict=True)
+        }
+    return inputs.cache[key]
 
 
 def load_reference_model(inputs: MetricInputs) -> Any:

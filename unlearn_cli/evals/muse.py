@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from unlearn_cli.errors import UserError
-from unlearn_cli.evals.engine import DataSpec, Evaluator, MetricSpec, resolve_order
-from unlearn_cli.evals.generation import GenerationSettings
-from unlearn_cli.evals.tofu import custom_specs
+from unlearn_cli.evals.engine import DataSpec, Evaluator, MetricSpec, check_metric_names, membership_specs
+from unlearn_cli.evals.generation import GreedySettings
 from unlearn_cli.registry import register
 
 DEFAULT_METRICS = (
@@ -28,8 +26,8 @@ DEFAULT_METRICS = (
 KNOWMEM_STOPS = ("\n\n", "\nQuestion", "Question:")
 
 
-def muse_metric_table(knowmem: GenerationSettings, verbmem: GenerationSettings) -> dict[str, MetricSpec]:
-    table = {
+def muse_metric_table(knowmem: GreedySettings, verbmem: GreedySettings) -> dict[str, MetricSpec]:
+    return {
         "forget_knowmem_ROUGE": MetricSpec(
             "rouge", {"data": "forget_knowmem"}, args={"rouge_type": "rougeL_f1"}, generation=knowmem
         ),
@@ -39,23 +37,8 @@ def muse_metric_table(knowmem: GenerationSettings, verbmem: GenerationSettings) 
         "forget_verbmem_ROUGE": MetricSpec(
             "rouge", {"data": "forget_verbmem_gen"}, args={"rouge_type": "rougeL_f1"}, generation=verbmem
         ),
-        "exact_memorization": MetricSpec("exact_memorization", {"data": "forget_verbmem"}),
-        "extraction_strength": MetricSpec("extraction_strength", {"data": "forget_verbmem"}),
-        "privleak": MetricSpec(
-            "privleak",
-            needs={"forget": "mia_min_k"},
-            reference_logs={"retain": "mia_min_k"},
-            args={"ref_value": 0.5},
-        ),
+        **membership_specs(forget="mia_forget", holdout="mia_holdout", memorized="forget_verbmem"),
     }
-    mia = {"forget": "mia_forget", "holdout": "mia_holdout"}
-    table["mia_loss"] = MetricSpec("mia_loss", mia)
-    table["mia_zlib"] = MetricSpec("mia_zlib", mia)
-    table["mia_min_k"] = MetricSpec("mia_min_k", mia, args={"k": 0.4})
-    table["mia_min_k_plus_plus"] = MetricSpec("mia_min_k_plus_plus", mia, args={"k": 0.4})
-    table["mia_gradnorm"] = MetricSpec("mia_gradnorm", mia, args={"p": 2})
-    table["mia_reference"] = MetricSpec("mia_reference", mia)
-    return table
 
 
 @register("benchmark", "MUSE")
@@ -72,10 +55,7 @@ class MUSE(Evaluator):
     @staticmethod
     def check_args(args: dict[str, Any]) -> None:
         """Metric names checked at recipe validation, before a tokenizer or data loads."""
-        settings = GenerationSettings()
-        table = muse_metric_table(settings, settings)
-        table.update(custom_specs(args.get("custom_metrics", {}), table))
-        resolve_order(args.get("metrics", DEFAULT_METRICS), table)
+        check_metric_names(args, muse_metric_table(GreedySettings(), GreedySettings()), DEFAULT_METRICS)
 
     def __init__(
         self,
@@ -92,18 +72,11 @@ class MUSE(Evaluator):
         reference_model_path: str | None = None,
         custom_metrics: dict[str, dict[str, Any]] = {},  # noqa: B006
     ) -> None:
-        for key, value in (
-            ("knowmem_max_new_tokens", knowmem_max_new_tokens),
-            ("verbmem_max_new_tokens", verbmem_max_new_tokens),
-        ):
-            if value < 1:
-                raise UserError(f"{key} must be at least 1, got {value}", key=key)
-        path = muse_path or f"muse-bench/MUSE-{muse_corpus}"
         table = muse_metric_table(
-            GenerationSettings(knowmem_max_new_tokens, KNOWMEM_STOPS),
-            GenerationSettings(verbmem_max_new_tokens),
+            GreedySettings.checked(knowmem_max_new_tokens, KNOWMEM_STOPS, key="knowmem_max_new_tokens"),
+            GreedySettings.checked(verbmem_max_new_tokens, key="verbmem_max_new_tokens"),
         )
-        table.update(custom_specs(custom_metrics, table))
+        path = muse_path or f"muse-bench/MUSE-{muse_corpus}"
         self.settings = {"muse_path": path, "muse_corpus": muse_corpus}
         super().__init__(
             tokenizer=tokenizer,
@@ -114,6 +87,7 @@ class MUSE(Evaluator):
             batch_size=batch_size,
             retain_logs_path=retain_logs_path,
             reference_model_path=reference_model_path,
+            custom_metrics=custom_metrics,
         )
 
 

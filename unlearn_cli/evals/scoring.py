@@ -68,6 +68,17 @@ def iter_items(dataset: Any) -> Iterable[dict[str, Any]]:
         yield dataset[position]
 
 
+def answer_text(tokenizer: Any, labels: torch.Tensor) -> str:
+    """The labelled tokens of an item as text (special tokens left out)."""
+    return tokenizer.decode(labels[labels != IGNORE_INDEX], skip_special_tokens=True)
+
+
+def pad_token_id(tokenizer: Any) -> int:
+    """The id padded positions hold (they are masked): the pad token, else the eos, else 0."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return int(pad) if pad is not None else 0
+
+
 def item_index(item: dict[str, Any], position: int) -> str:
     """The key an item is reported under (its `index`, as text, as the reference framework's JSON has it)."""
     index = item.get("index")

@@ -158,9 +158,3 @@ def extraction_strength(greedy_hits: Sequence[bool]) -> float:
     misses = np.flatnonzero(~hits)
     first_reproduced = 0 if misses.size == 0 else int(misses[-1]) + 1
     return 1.0 - first_reproduced / n
-
-
-def mean_or_none(values: Sequence[float | None]) -> float | None:
-    """Mean of the values that are not None (None when there are none): items without a score are skipped."""
-    kept = [float(v) for v in values if v is not None]
-    return float(np.mean(kept)) if kept else None

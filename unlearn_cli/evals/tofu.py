@@ -13,11 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
-from unlearn_cli.errors import UserError
-from unlearn_cli.evals.engine import DataSpec, Evaluator, MetricSpec, resolve_order
-from unlearn_cli.evals.generation import GenerationSettings
+from unlearn_cli.evals.engine import DataSpec, Evaluator, MetricSpec, check_metric_names, membership_specs
+from unlearn_cli.evals.generation import GreedySettings
 from unlearn_cli.registry import register
 
 DEFAULT_METRICS = (
@@ -44,48 +41,7 @@ MODEL_UTILITY_PARTS = (
 )
 
 
-class CustomMetric(BaseModel):
-    """A metric a recipe adds to a benchmark: a registered metric function on the benchmark's datasets."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    handler: str
-    data: dict[str, str] = {}
-    needs: dict[str, str] = {}
-    reference_logs: dict[str, str] = {}
-    args: dict[str, Any] = {}
-    max_new_tokens: int | None = None
-    stop_strings: list[str] = []
-
-    def spec(self) -> MetricSpec:
-        generation = None
-        if self.max_new_tokens is not None:
-            generation = GenerationSettings(self.max_new_tokens, tuple(self.stop_strings))
-        return MetricSpec(self.handler, self.data, self.needs, self.reference_logs, self.args, generation)
-
-
-def custom_specs(
-    custom_metrics: dict[str, dict[str, Any]], table: dict[str, MetricSpec]
-) -> dict[str, MetricSpec]:
-    """`custom_metrics` from a recipe as metric specs; a name may not hide one of the benchmark's own."""
-    specs = {}
-    for name, value in custom_metrics.items():
-        if name in table:
-            raise UserError(
-                f"custom metric '{name}' has the name of a built-in metric",
-                key=f"custom_metrics.{name}",
-                hint="choose another name",
-            )
-        try:
-            specs[name] = CustomMetric.model_validate(value).spec()
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(part) for part in error["loc"])
-            raise UserError(f"{error['msg']}", key=f"custom_metrics.{name}.{where}".rstrip(".")) from None
-    return specs
-
-
-def tofu_metric_table(generation: GenerationSettings) -> dict[str, MetricSpec]:
+def tofu_metric_table(generation: GreedySettings) -> dict[str, MetricSpec]:
     """Every TOFU metric by its reference-framework name."""
     table: dict[str, MetricSpec] = {}
     for part in ("forget", "retain", "ra", "wf"):
@@ -127,21 +83,7 @@ def tofu_metric_table(generation: GenerationSettings) -> dict[str, MetricSpec]:
         "ks_test", needs={"forget": "forget_truth_ratio"}, reference_logs={"retain": "forget_truth_ratio"}
     )
     table["model_utility"] = MetricSpec("hm_aggregate", needs={name: name for name in MODEL_UTILITY_PARTS})
-    mia = {"forget": "forget", "holdout": "holdout"}
-    table["mia_loss"] = MetricSpec("mia_loss", mia)
-    table["mia_zlib"] = MetricSpec("mia_zlib", mia)
-    table["mia_min_k"] = MetricSpec("mia_min_k", mia, args={"k": 0.4})
-    table["mia_min_k_plus_plus"] = MetricSpec("mia_min_k_plus_plus", mia, args={"k": 0.4})
-    table["mia_gradnorm"] = MetricSpec("mia_gradnorm", mia, args={"p": 2})
-    table["mia_reference"] = MetricSpec("mia_reference", mia)
-    table["privleak"] = MetricSpec(
-        "privleak",
-        needs={"forget": "mia_min_k"},
-        reference_logs={"retain": "mia_min_k"},
-        args={"ref_value": 0.5},
-    )
-    table["exact_memorization"] = MetricSpec("exact_memorization", {"data": "forget"})
-    table["extraction_strength"] = MetricSpec("extraction_strength", {"data": "forget"})
+    table.update(membership_specs(forget="forget", holdout="holdout", memorized="forget"))
     return table
 
 
@@ -162,9 +104,7 @@ class TOFU(Evaluator):
     @staticmethod
     def check_args(args: dict[str, Any]) -> None:
         """Metric names checked at recipe validation, before a tokenizer or data loads."""
-        table = tofu_metric_table(GenerationSettings())
-        table.update(custom_specs(args.get("custom_metrics", {}), table))
-        resolve_order(args.get("metrics", DEFAULT_METRICS), table)
+        check_metric_names(args, tofu_metric_table(GreedySettings()), DEFAULT_METRICS)
 
     def __init__(
         self,
@@ -182,12 +122,7 @@ class TOFU(Evaluator):
         reference_model_path: str | None = None,
         custom_metrics: dict[str, dict[str, Any]] = {},  # noqa: B006
     ) -> None:
-        if max_new_tokens < 1:
-            raise UserError(f"max_new_tokens must be at least 1, got {max_new_tokens}", key="max_new_tokens")
         holdout = forget_split.replace("forget", "holdout") if holdout_split == "auto" else holdout_split
-        generation = GenerationSettings(max_new_tokens=max_new_tokens)
-        table = tofu_metric_table(generation)
-        table.update(custom_specs(custom_metrics, table))
         self.settings = {
             "tofu_path": tofu_path,
             "forget_split": forget_split,
@@ -198,11 +133,12 @@ class TOFU(Evaluator):
             tokenizer=tokenizer,
             template_args=template_args,
             data=tofu_data(tofu_path, forget_split, holdout, question_key, max_length),
-            metric_table=table,
+            metric_table=tofu_metric_table(GreedySettings.checked(max_new_tokens)),
             metrics=metrics,
             batch_size=batch_size,
             retain_logs_path=retain_logs_path,
             reference_model_path=reference_model_path,
+            custom_metrics=custom_metrics,
         )
 
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-
+from unlearn_cli.cli.common import print_rows
 from unlearn_cli.console import console
 from unlearn_cli.errors import UserError
+from unlearn_cli.evals.report import format_value
 from unlearn_cli.run_folder import EVAL_FOLDER, EVAL_LOG
 
 LEADING_METRICS = (
@@ -105,6 +105,7 @@ def collect(folders: Iterable[Path]) -> list[RunSummary]:
                 hint=f"evaluate it first: unlearn eval quickstart/eval model_path={folder}",
             )
         steps = read_steps(folder / EVAL_LOG)
+        method = method_of(folder, found[0].parent)  # one folder holds them all
         for summary_file in found:
             benchmark = summary_file.name.removesuffix("_SUMMARY.json")
             settings = _read_json(summary_file.with_name(f"{benchmark}_FINGERPRINTS.json")).get(
@@ -115,7 +116,7 @@ def collect(folders: Iterable[Path]) -> list[RunSummary]:
                 RunSummary(
                     run=names[folder],
                     folder=folder,
-                    method=method_of(folder, summary_file.parent),
+                    method=method,
                     benchmark=benchmark,
                     split=str(settings.get("forget_split") or settings.get("muse_corpus") or ""),
                     metrics=metrics,
@@ -239,35 +240,20 @@ def _json_value(value: Any) -> Any:
     return str(value)
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        if value != 0 and abs(value) < 1e-3:
-            return f"{value:.2e}"
-        return f"{value:.4f}"
-    return str(value)
-
-
 def print_table(rows: list[RunSummary], columns: list[str]) -> None:
     """A table in a terminal; tab-separated lines (header first) when piped, so nothing is cut or wrapped."""
     cells = [
-        [row.run, row.method, row.benchmark, row.split, *(_cell(row.metrics.get(c)) for c in columns)]
+        [row.run, row.method, row.benchmark, row.split, *(format_value(row.metrics.get(c)) for c in columns)]
         for row in rows
     ]
-    if not console.is_terminal:
-        header = ["run", "method", "benchmark", "split", *columns]
-        console.file.write("".join("\t".join(line) + "\n" for line in [header, *cells]))
-        console.file.flush()
-        return
-    table = Table(title=f"Comparison of {len({row.folder for row in rows})} runs", title_justify="left")
-    for name in ("run", "method", "benchmark", "split"):
-        table.add_column(name)
-    for column in columns:
-        table.add_column(column, justify="right", overflow="fold")
-    for line in cells:
-        table.add_row(*line)
-    console.print(table)
+    print_rows(
+        ["run", "method", "benchmark", "split", *columns],
+        cells,
+        as_json=False,
+        title=f"Comparison of {len({row.folder for row in rows})} runs",
+        header=True,
+        numbers=tuple(columns),
+    )
 
 
 # --- plots -----------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ launch` every process scores its share and rank 0 writes.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -22,17 +21,18 @@ from rich.table import Table
 
 from unlearn_cli.console import console, console_err
 from unlearn_cli.errors import UserError
-from unlearn_cli.evals.report import Reporter
+from unlearn_cli.evals.report import Reporter, format_value
 from unlearn_cli.outputs import is_main_process, run_record
 from unlearn_cli.run_folder import (
     MANIFEST,
     RECIPE_FILE,
     RUN_FORMAT,
     RUN_FORMAT_VERSION,
+    FolderState,
     RunInterrupted,
     RunStatus,
+    inspect_folder,
     now,
-    read_marker,
     write_atomically,
     write_json,
 )
@@ -47,13 +47,14 @@ def run_evaluation(
     SIGINT/SIGTERM stop it at once (exit 130/143): each benchmark's files are written whole at its end, so
     an interrupted evaluation leaves the results of the benchmarks it finished, which a rerun reuses."""
     from unlearn_cli.container import pipeline_for
+    from unlearn_cli.evals.engine import weights_digest
     from unlearn_cli.interrupt import stop_requests
     from unlearn_cli.recipes import load_recipe
     from unlearn_cli.recipes.machine import check_machine
     from unlearn_cli.recipes.saving import saved_recipe_text
 
     evaluations: dict[str, Any] = {}
-    output_dir, created = None, False
+    output_dir, before = None, None
     with stop_requests():
         try:
             recipe = pipeline.recipe() if pipeline is not None else load_recipe(reference, overrides)
@@ -64,15 +65,20 @@ def run_evaluation(
             output_dir = Path(pipeline.output_dir()).expanduser().absolute()
             evaluators = pipeline.evaluators()  # arguments and metric names checked before any weights load
             _check_device_map(recipe)
-            created = prepare_eval_folder(output_dir, [evaluator.name for evaluator in evaluators.values()])
+            before = prepare_eval_folder(output_dir, [evaluator.name for evaluator in evaluators.values()])
             started, clock = now(), time.perf_counter()
             _start_processes()
             model = place_for_evaluation(pipeline.model())
             reporter = ConsoleReporter() if is_main_process() else Reporter()
+            digest = weights_digest(model)  # once for all benchmarks
             for name, evaluator in evaluators.items():
                 try:
                     evaluations[name] = evaluator.evaluate(
-                        model, output_dir=output_dir, overwrite=overwrite, reporter=reporter
+                        model,
+                        output_dir=output_dir,
+                        overwrite=overwrite,
+                        reporter=reporter,
+                        model_digest=digest,
                     )
                 except UserError as exc:
                     origin = recipe.recipe.origin(("eval", name))
@@ -80,11 +86,12 @@ def run_evaluation(
             if is_main_process():
                 write_atomically(output_dir / RECIPE_FILE, saved_recipe_text(recipe, output_dir=output_dir))
                 record = _manifest(recipe, evaluations, started, time.perf_counter() - clock)
-                record["files"] = _written_files(output_dir, evaluations)
+                record["files"] = _written_files(output_dir, evaluations, before)
                 write_json(output_dir / MANIFEST, record)
                 print_results(evaluations, recipe.run.name, output_dir)
         except RunInterrupted as stopped:
             if is_main_process():
+                created = before is not None and before.kind == "absent"
                 _report_interrupted(stopped, output_dir, evaluations, created)
             raise
     return evaluations
@@ -110,21 +117,29 @@ def _report_interrupted(
     )
 
 
-def prepare_eval_folder(output_dir: Path, prefixes: list[str]) -> bool:
-    """Create the evaluation folder, or accept one that holds earlier evaluations of ours; True when this
-    call created it.
+def prepare_eval_folder(output_dir: Path, prefixes: list[str]) -> FolderState | None:
+    """Create the evaluation folder, or accept one that holds earlier evaluations of ours; returns what it
+    held before (None on the ranks other than 0, which leave the folder to rank 0).
 
     Refused: a folder of a `train`/`unlearn` run (its recipe.toml and manifest.json would be replaced), a
-    non-empty folder that is no evaluation folder, and `<NAME>_EVAL.json` files without the fingerprints this
-    toolkit writes next to its own (someone else's results are never overwritten, even with --overwrite).
+    `manifest.json` this toolkit did not write, a non-empty folder that is no evaluation folder, and
+    `<NAME>_EVAL.json` files without the fingerprints this toolkit writes next to its own (someone else's
+    results are never overwritten, even with --overwrite).
     """
     key = "run.output_dir"
     if not is_main_process():
-        return False
-    if output_dir.exists() and not output_dir.is_dir():
+        return None
+    before = inspect_folder(output_dir)
+    if before.kind == "file":
         raise UserError(f"output path {output_dir} exists and is not a folder", key=key)
-    if output_dir.is_dir() and any(output_dir.iterdir()):
-        command = _manifest_command(output_dir)
+    if before.entries:
+        command = before.marker.get("command") if before.marker else None
+        if before.marker is None and MANIFEST in before.entries:
+            raise UserError(
+                f"{output_dir / MANIFEST} was not written by unlearn-cli; refusing to replace it",
+                key=key,
+                hint="evaluate into another folder: run.output_dir=path/to/new_folder",
+            )
         if command not in (None, "eval"):
             raise UserError(
                 f"{output_dir} is the folder of an `unlearn {command}` run; evaluating into it would replace "
@@ -149,19 +164,11 @@ def prepare_eval_folder(output_dir: Path, prefixes: list[str]) -> bool:
                 key=key,
                 hint="choose a new or empty folder: run.output_dir=path/to/new_folder",
             )
-    existed = output_dir.is_dir()
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create output folder {output_dir}: {exc.strerror or exc}", key=key) from None
-    return not existed
-
-
-def _manifest_command(folder: Path) -> str | None:
-    try:
-        return json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("command")
-    except (OSError, ValueError, AttributeError):
-        return None
+    return before
 
 
 def _check_device_map(recipe: Any) -> None:
@@ -206,9 +213,9 @@ def place_for_evaluation(model: Any) -> Any:
     return model.to("cpu")
 
 
-def _written_files(output_dir: Path, evaluations: dict[str, Any]) -> list[str]:
+def _written_files(output_dir: Path, evaluations: dict[str, Any], before: FolderState | None) -> list[str]:
     """What this folder's evaluations wrote: this one's files and those an earlier one recorded."""
-    earlier = read_marker(output_dir) or {}
+    earlier = (before.marker if before is not None else None) or {}
     names = set(earlier.get("files") or ()) | {MANIFEST, RECIPE_FILE}
     names |= {path.name for evaluation in evaluations.values() for path in evaluation.files}
     return sorted(name for name in names if (output_dir / name).exists() or name == MANIFEST)
@@ -233,14 +240,6 @@ def _manifest(recipe: Any, evaluations: dict[str, Any], started: str, seconds: f
     }
     marker = {"format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION, "status": RunStatus.FINISHED.value}
     return {**marker, **run_record("eval", recipe, extra=fields)}
-
-
-def format_value(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}"
-    return str(value)
 
 
 def print_results(evaluations: dict[str, Any], run_name: str, output_dir: Path) -> None:
