@@ -340,7 +340,7 @@ def mia_reference(inputs: MetricInputs) -> MetricResult:
 
     The reference (`reference_model_path`, e.g. the retain model) is loaded on this model's device."""
     roles = ("forget", "holdout")
-    theirs = reference_scores(inputs, roles)
+    theirs = _reference_scores(inputs, roles)
     return _attack(
         *[
             [
@@ -352,7 +352,7 @@ def mia_reference(inputs: MetricInputs) -> MetricResult:
     )
 
 
-def reference_scores(inputs: MetricInputs, roles: tuple[str, ...]) -> dict[str, list[SequenceScores]]:
+def _reference_scores(inputs: MetricInputs, roles: tuple[str, ...]) -> dict[str, list[SequenceScores]]:
     """The reference model's scores of the datasets in `roles`, in one pass. They never change, so the
     evaluator keeps them: later evaluations (every evaluation point of a training run) neither load the
     reference model again nor score anew."""
