@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from unlearn_cli.data.loading import DATA_PATH_KEYS, LOCAL_BUILDERS
+from unlearn_cli.data.loading import DATA_PATH_KEYS, LOCAL_BUILDERS, data_sources
 from unlearn_cli.recipes import dump_recipe
 from unlearn_cli.recipes.loading import KeyPath
 from unlearn_cli.recipes.schema import ValidatedRecipe
@@ -26,9 +26,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-
-HF_ARGS_KEYS = ("hf_args", "few_shot_dataset_hf_args")
-LOCAL_PATH_ARGS = ("idk_path",)
 
 RESUMABLE_CHANGES = frozenset(
     {
@@ -83,19 +80,13 @@ def saved_values(recipe: ValidatedRecipe, output_dir: Path | None = None) -> dic
     values = copy.deepcopy(recipe.values)
     run = values.setdefault("run", {})
     run["output_dir"] = str((output_dir or recipe.output_dir).expanduser().absolute())
-    for split in (values.get("data") or {}).values():
-        if not isinstance(split, dict):
-            continue
-        for section in split.values():
-            args = section.get("args") if isinstance(section, dict) else None
-            if not isinstance(args, dict):
-                continue
-            for key in HF_ARGS_KEYS:
-                if isinstance(args.get(key), dict):
-                    _hf_args(args[key])
-            for key in LOCAL_PATH_ARGS:
-                if _local(args.get(key)):
-                    args[key] = _absolute(args[key])
+    for source in data_sources(recipe.data):
+        args = values["data"][source.split][source.name].get("args") or {}
+        value = args.get(source.argument)
+        if isinstance(value, dict):
+            _hf_args(value)
+        elif _local(value):
+            args[source.argument] = _absolute(value)
     model = values.get("model")
     if isinstance(model, dict):
         for table in ("model_args", "tokenizer_args"):
