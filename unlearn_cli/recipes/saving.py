@@ -14,7 +14,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from unlearn_cli.data.loading import DATA_PATH_KEYS, LOCAL_BUILDERS, data_sources
 from unlearn_cli.recipes import dump_recipe
@@ -62,7 +62,7 @@ def _absolute_paths(value: Any) -> Any:
     return value
 
 
-def _local(text: Any) -> bool:
+def _local(text: Any) -> TypeGuard[str]:
     return isinstance(text, str) and "://" not in text and Path(text).expanduser().exists()
 
 
