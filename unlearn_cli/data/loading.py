@@ -9,7 +9,7 @@ import glob
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -72,6 +72,17 @@ def data_paths(value: Any) -> Iterator[str]:
             yield from data_paths(child)
 
 
+def map_data_paths(value: Any, change: Callable[[str], str]) -> Any:
+    """`value` (a path, or a list or table of them, as `data_files` takes) with `change` made to each path."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, Mapping):
+        return {key: map_data_paths(child, change) for key, child in value.items()}
+    if isinstance(value, list | tuple):
+        return [map_data_paths(child, change) for child in value]
+    return value
+
+
 def matching_paths(pattern: str) -> list[str]:
     """The existing paths a local path or glob pattern names, sorted; none for a URL."""
     if "://" in pattern:
@@ -101,8 +112,11 @@ def load_hf_dataset(hf_args: Mapping[str, Any], *, key: str = "hf_args") -> Any:
             key=f"{key}.path",
             hint='e.g. hf_args = { path = "json", data_files = "data/forget.jsonl", split = "train" }',
         )
-    args = dict(hf_args)
-    path = str(args["path"])
+    args = {  # `~` is the home folder, as for model paths (datasets would read a folder named `~`)
+        name: map_data_paths(value, os.path.expanduser) if name in DATA_PATH_KEYS else value
+        for name, value in hf_args.items()
+    }
+    args["path"] = path = os.path.expanduser(str(args["path"]))
     if is_builtin(path):
         return _load_builtin(path, args, key)
     suffix = Path(path).suffix.lower()

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from unlearn_cli.data.loading import DATA_PATH_KEYS, LOCAL_BUILDERS, data_sources
+from unlearn_cli.data.loading import DATA_PATH_KEYS, LOCAL_BUILDERS, data_sources, map_data_paths
 from unlearn_cli.recipes import dump_recipe
 from unlearn_cli.recipes.loading import KeyPath
 from unlearn_cli.recipes.schema import ValidatedRecipe
@@ -52,16 +52,6 @@ def _absolute(text: str) -> str:
     return text if path.is_absolute() else str(path.absolute())
 
 
-def _absolute_paths(value: Any) -> Any:
-    if isinstance(value, str):
-        return _absolute(value)
-    if isinstance(value, list):
-        return [_absolute_paths(child) for child in value]
-    if isinstance(value, dict):
-        return {key: _absolute_paths(child) for key, child in value.items()}
-    return value
-
-
 def _local(text: Any) -> TypeGuard[str]:
     return isinstance(text, str) and "://" not in text and Path(text).expanduser().exists()
 
@@ -72,7 +62,7 @@ def _hf_args(hf_args: dict[str, Any]) -> None:
         hf_args["path"] = _absolute(path)
     for key in DATA_PATH_KEYS:
         if key in hf_args:
-            hf_args[key] = _absolute_paths(hf_args[key])
+            hf_args[key] = map_data_paths(hf_args[key], _absolute)
 
 
 def saved_values(recipe: ValidatedRecipe, output_dir: Path | None = None) -> dict[str, Any]:
