@@ -319,11 +319,11 @@ def _check_hardware(
         if not any(p.key.startswith(("trainer.args.bf16", "trainer.args.fp16")) for p in problems.items):
             from unlearn_cli.container import build_training_arguments
 
+            build = training_args or functools.partial(
+                build_training_arguments, recipe, spec.contract, recipe.output_dir
+            )
             try:
-                if training_args is not None:
-                    training_args()
-                else:
-                    build_training_arguments(recipe, spec.contract, recipe.output_dir)
+                build()
             except UserError as exc:
                 problems.extend(exc)
     model_args = recipe.model.args.get("model_args") if recipe.model is not None else None
