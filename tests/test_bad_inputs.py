@@ -317,6 +317,40 @@ def test_bf16_on_a_machine_without_a_gpu(run_unlearn: Runner, out: Path) -> None
     assert "set trainer.args.bf16=false" in message
 
 
+def test_training_arguments_transformers_rejects_come_with_the_other_problems(
+    run_unlearn: Runner, out: Path
+) -> None:
+    message = dry_run(
+        run_unlearn,
+        out,
+        'data.train.authors_full.args.hf_args={path = "nope.jsonl"}',
+        "trainer.args.load_best_model_at_end=true",
+        'trainer.args.save_strategy="steps"',
+    )
+    assert message.startswith("error: 2 problems in recipe")
+    assert "key 'data.train.authors_full.args.hf_args.path': data file not found: nope.jsonl" in message
+    assert "key 'trainer.args': transformers rejected the training arguments: --load_best_model" in message
+
+
+def test_a_run_builds_its_training_arguments_once(
+    run_unlearn: Runner, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Building them sets up accelerate's state: the machine checks check the ones the run uses."""
+    from transformers import TrainingArguments
+
+    built: list[Any] = []
+    post_init = TrainingArguments.__post_init__
+
+    def counted(self: Any) -> None:
+        built.append(self)
+        post_init(self)
+
+    monkeypatch.setattr(TrainingArguments, "__post_init__", counted)
+    result = run_unlearn("train", QUICK, f"run.output_dir={out}", "--dry-run")
+    assert result.code == 0, result.stderr
+    assert len(built) == 1
+
+
 def test_flash_attention_without_flash_attn_on_a_gpu_machine(
     run_unlearn: Runner, out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -87,6 +87,30 @@ def test_run_record_has_data_fingerprints_and_absolute_paths(
     assert record["mine"] == 1
 
 
+def test_run_record_fingerprints_the_idk_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    idk = tmp_path / "idk.txt"
+    idk.write_text("I don't know.\nNo idea.\n", encoding="utf-8")
+    recipe = load_recipe(
+        "quickstart/unlearn",
+        [
+            "data.forget.authors_forget.handler=QAwithIdkDataset",
+            "data.forget.authors_forget.args.idk_path=idk.txt",
+            "run.output_dir=out",
+        ],
+    )
+    (entry,) = [entry for entry in run_record("unlearn", recipe)["data"] if entry["argument"] == "idk_path"]
+    assert entry["split"] == "forget" and entry["name"] == "authors_forget"
+    assert entry["handler"] == "QAwithIdkDataset" and entry["path"] == str(idk)
+    assert entry["files"] == [
+        {
+            "path": str(idk),
+            "bytes": idk.stat().st_size,
+            "sha256": hashlib.sha256(idk.read_bytes()).hexdigest(),
+        }
+    ]
+
+
 def test_environment_values_are_saved_and_shown_as_references(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -24,6 +24,22 @@ def test_help_shows_flags_without_a_bool_type(run_unlearn: Runner, command: list
     assert "--help" in result.stdout
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["train"], ["unlearn"], ["eval"], ["compare"], ["inspect-data"], ["quickstart"], ["recipe", "cp"]],
+)
+def test_every_command_takes_h_for_help(run_unlearn: Runner, command: list[str]) -> None:
+    result = run_unlearn(*command, "-h")
+    assert result.code == 0 and "Usage:" in result.stdout and "--help" in result.stdout
+
+
+def test_help_shows_the_placeholders_in_angle_brackets(run_unlearn: Runner) -> None:
+    """The help is markdown, where a bare `<name>` would vanish as an HTML tag."""
+    train = run_unlearn("train", "--help").stdout
+    assert "<folder>.previous" in train and "<output folder>/merged" in train
+    assert "<NAME>_EVAL.json" in run_unlearn("eval", "--help").stdout
+
+
 def test_train_help_shows_resume_with_its_optional_value(run_unlearn: Runner) -> None:
     out = run_unlearn("train", "--help").stdout
     assert "--resume" in out and "[latest|CHECKPOINT]" in out and "--overwrite" in out

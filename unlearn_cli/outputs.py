@@ -10,7 +10,6 @@ the numbers. Nothing secret is recorded: the recipe is saved with `${env:...}` r
 from __future__ import annotations
 
 import functools
-import glob
 import hashlib
 import importlib.metadata
 import json
@@ -24,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from unlearn_cli import __version__
-from unlearn_cli.data.loading import DATA_PATH_KEYS, FILE_SUFFIXES, LOCAL_BUILDERS, strings_in
+from unlearn_cli.data.loading import (
+    DATA_PATH_KEYS,
+    FILE_SUFFIXES,
+    LOCAL_BUILDERS,
+    data_paths,
+    data_sources,
+    matching_paths,
+)
 from unlearn_cli.run_folder import is_main_process, now
 
 __all__ = [
@@ -162,13 +168,6 @@ def file_fingerprint(path: Path) -> dict[str, Any]:
     return {"path": str(path.resolve()), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
-def _expand(pattern: str) -> list[Path]:
-    if "://" in pattern:
-        return []
-    matches = glob.glob(os.path.expanduser(pattern)) if glob.has_magic(pattern) else [pattern]
-    return [Path(match) for match in matches if Path(match).exists()]
-
-
 def source_files(hf_args: Mapping[str, Any]) -> tuple[str, list[Path]]:
     """How `hf_args` reads its data ('builtin', 'local' or 'hub') and the local files it reads."""
     from unlearn_cli.builtin import is_builtin, resolve_builtin
@@ -186,8 +185,8 @@ def source_files(hf_args: Mapping[str, Any]) -> tuple[str, list[Path]]:
         return "builtin", [target / f"{name}.jsonl"] if name and (target / f"{name}.jsonl").is_file() else []
     files: list[Path] = []
     for key in DATA_PATH_KEYS:
-        for pattern in strings_in(hf_args.get(key)):
-            for found in _expand(pattern):
+        for pattern in data_paths(hf_args.get(key)):
+            for found in map(Path, matching_paths(os.path.expanduser(pattern))):
                 files.extend(
                     sorted(p for p in found.rglob("*") if p.is_file()) if found.is_dir() else [found]
                 )
@@ -202,27 +201,29 @@ def source_files(hf_args: Mapping[str, Any]) -> tuple[str, list[Path]]:
 
 
 def data_record(recipe: Any) -> list[dict[str, Any]]:
-    """Every dataset of the recipe: split, name, handler, its source and a fingerprint of each local file."""
+    """Every data source of the recipe: split, name, handler, where it reads from and a fingerprint of each
+    local file."""
     records = []
-    for split, specs in recipe.data.items():
-        for name, spec in specs.items():
-            for arg in ("hf_args", "few_shot_dataset_hf_args"):
-                hf_args = spec.args.get(arg)
-                if not isinstance(hf_args, Mapping):
-                    continue
-                origin, files = source_files(hf_args)
-                entry: dict[str, Any] = {
-                    "split": split,
-                    "name": name,
-                    "handler": spec.component.name,
-                    "argument": arg,
-                    "source": origin,
-                    "hf_args": {k: v for k, v in hf_args.items() if k != "token"},
-                }
-                if origin == "hub":
-                    entry["revision"] = hf_args.get("revision")
-                entry["files"] = [file_fingerprint(path) for path in files]
-                records.append(entry)
+    for source in data_sources(recipe.data):
+        entry: dict[str, Any] = {
+            "split": source.split,
+            "name": source.name,
+            "handler": source.spec.component.name,
+            "argument": source.argument,
+        }
+        if isinstance(source.value, Mapping):
+            origin, files = source_files(source.value)
+            entry["source"] = origin
+            entry["hf_args"] = {k: v for k, v in source.value.items() if k != "token"}
+            if origin == "hub":
+                entry["revision"] = source.value.get("revision")
+        else:
+            local = Path(source.value).expanduser()
+            files = [local] if local.is_file() else []
+            entry["source"] = "local"
+            entry["path"] = str(local.absolute())
+        entry["files"] = [file_fingerprint(path) for path in files]
+        records.append(entry)
     return records
 
 

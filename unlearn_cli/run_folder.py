@@ -598,8 +598,9 @@ class RunFolder:
             self.staging.mkdir(parents=True)
         return self.staging
 
-    def commit(self, **fields: Any) -> None:
-        """Move the staged outputs into the folder, then mark the run finished (rank 0 only)."""
+    def commit(self, remove: list[str] | None = None, **fields: Any) -> None:
+        """Move the staged outputs into the folder, mark the run finished, then delete the run it replaced
+        and the entries in `remove`, needed only until now (rank 0 only)."""
         self.committed = True
         if not self.main:
             return
@@ -624,14 +625,12 @@ class RunFolder:
                 self.written.add(entry.name)
             self.staging.rmdir()
         self.update(status=RunStatus.FINISHED.value, finished_at=now(), **fields)
-        self._drop_previous()
-
-    def remove_entries(self, names: list[str]) -> None:
-        """Delete toolkit entries (e.g. checkpoints made only to survive an interruption)."""
-        if not self.main:
-            return
+        previous = self.previous
+        if previous is not None and previous.is_dir() and read_marker(previous) is not None:
+            shutil.rmtree(previous)
+        self.marker.pop("previous", None)
         known = _toolkit_entries(self.marker)
-        for name in names:
+        for name in remove or []:
             target = self.path / name
             if _is_toolkit_entry(name, known) and target.exists():
                 shutil.rmtree(target) if target.is_dir() else target.unlink()
@@ -648,7 +647,7 @@ class RunFolder:
                 _remove_toolkit_entries(self.path, plan.before_restore)
             _restore(self.path, previous_path(self.path))
         if plan.action == "resume":
-            self.marker = dict(read_marker(self.path) or {})
+            self.marker = dict(plan.state.marker or {})
             history = list(self.marker.get("resumes") or [])
             history.append({"from": plan.checkpoint.name if plan.checkpoint else None, "at": now()})
             self.marker.pop("error", None)
@@ -714,13 +713,6 @@ class RunFolder:
                 notes.append(f"this run saved nothing; the run it was replacing is back in {self.path}")
         return notes
 
-    def _drop_previous(self) -> None:
-        previous = self.previous
-        if previous is not None and previous.is_dir() and read_marker(previous) is not None:
-            shutil.rmtree(previous)
-        self.marker.pop("previous", None)
-        self.update()
-
 
 def _move_entries(source: Path, target: Path, names: list[str]) -> None:
     target.mkdir()
@@ -756,7 +748,6 @@ class RunInterrupted(BaseException):
         self.message = message
         self.graceful = graceful
         """Stopped at a step boundary with a checkpoint (else: at once, saving nothing more)."""
-        self.reported = False
         self.notes: list[str] = []
         """What happened to an earlier run this one was replacing (printed after the stop message)."""
         super().__init__(message or f"interrupted by signal {signum}")
@@ -764,6 +755,16 @@ class RunInterrupted(BaseException):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum
+
+
+def _claimed_alike(one: FolderPlan, other: FolderPlan) -> bool:
+    """Whether claiming the folder by either plan does the same. A new folder and an empty one are claimed
+    alike: the trainer creates its output folder when it is built, between the two plans of a run."""
+
+    def claim(plan: FolderPlan) -> tuple[str, Path | None]:
+        return ("create" if plan.action == "use-empty" else plan.action, plan.checkpoint)
+
+    return claim(one) == claim(other)
 
 
 @contextmanager
@@ -787,9 +788,7 @@ def run_folder(
     fresh = plan_run_folder(output_dir, overwrite=overwrite, resume=resume, command=command)
     if plan is not None and fresh.action == "passive":
         fresh = plan
-    if plan is not None and fresh.action == "use-empty" and plan.action == "create":
-        fresh.action = "create"  # the trainer makes its output folder when it is built
-    if plan is not None and (fresh.action, fresh.checkpoint) != (plan.action, plan.checkpoint):
+    if plan is not None and not _claimed_alike(fresh, plan):
         raise UserError(
             f"output folder {fresh.path} changed while the run was being set up (another process?)",
             key=KEY,

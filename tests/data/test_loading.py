@@ -9,6 +9,7 @@ import datasets
 import pytest
 
 from unlearn_cli.data import QADataset, TemplateArgs, load_hf_dataset
+from unlearn_cli.data.qa import read_idk_phrases
 from unlearn_cli.errors import UserError
 
 ROWS = [
@@ -50,6 +51,17 @@ def test_relative_paths_are_read_from_the_working_directory(tmp_path: Path, monk
         len(load_hf_dataset({"path": "json", "data_files": ["qa.jsonl", "qa.json"], "split": "train"})) == 4
     )
     assert len(load_hf_dataset({"path": "json", "data_files": "qa.json*", "split": "train"})) == 4
+
+
+def test_paths_under_the_home_folder_load_as_the_machine_checks_found_them(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_all_formats(tmp_path)
+    assert len(load_hf_dataset({"path": "json", "data_files": ["~/qa.jsonl"], "split": "train"})) == 2
+    assert len(load_hf_dataset({"path": "~/qa.csv"})) == 2
+    (tmp_path / "idk.txt").write_text("No idea.\n", encoding="utf-8")
+    assert read_idk_phrases("~/idk.txt") == ("No idea.",)
 
 
 def test_missing_file_names_the_key_and_where_it_looked(tmp_path: Path, monkeypatch) -> None:

@@ -16,7 +16,7 @@ from rich.markup import escape
 from typer.core import TyperOption
 
 from unlearn_cli import __version__
-from unlearn_cli.cli import compare, inspect_data, quickstart, recipe, registry, train, unlearn
+from unlearn_cli.cli import compare, inspect_data, quickstart, recipe, registry, run
 from unlearn_cli.cli import eval as eval_command
 from unlearn_cli.cli.common import console_err, state, with_resume_value
 from unlearn_cli.errors import UnlearnWarning, UserError
@@ -40,12 +40,12 @@ app = typer.Typer(
 )
 app.add_typer(registry.app, name="registry")
 app.add_typer(recipe.app, name="recipe")
-app.command("train", context_settings=train.CONTEXT)(train.train)
-app.command("unlearn", context_settings=unlearn.CONTEXT)(unlearn.unlearn)
-app.command("eval", context_settings=eval_command.CONTEXT)(eval_command.evaluate)
-app.command("compare", context_settings=compare.CONTEXT)(compare.compare)
-app.command("inspect-data", context_settings=inspect_data.CONTEXT)(inspect_data.inspect_data)
-app.command("quickstart", context_settings=quickstart.CONTEXT)(quickstart.quickstart)
+app.command("train")(run.train)
+app.command("unlearn")(run.unlearn)
+app.command("eval")(eval_command.evaluate)
+app.command("compare")(compare.compare)
+app.command("inspect-data")(inspect_data.inspect_data)
+app.command("quickstart")(quickstart.quickstart)
 
 
 def _version(value: bool) -> None:

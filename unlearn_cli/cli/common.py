@@ -47,7 +47,7 @@ def overwrite_option() -> bool:
     return typer.Option(
         False,
         "--overwrite",
-        help="Replace an earlier run in the output folder (kept as <folder>.previous until this run "
+        help="Replace an earlier run in the output folder (kept as `<folder>.previous` until this run "
         "finishes). Never touches a folder unlearn-cli did not create.",
     )
 
@@ -76,7 +76,7 @@ def merge_option() -> bool:
         False,
         "--merge",
         help="With a [model.peft] adapter: also save the base model with the adapter merged in "
-        "(<output folder>/merged, loads with plain transformers).",
+        "(`<output folder>/merged`, loads with plain transformers).",
     )
 
 

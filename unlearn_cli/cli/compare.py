@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import typer
 
-CONTEXT = {"help_option_names": ["-h", "--help"]}
-
 
 def compare(
     runs: list[str] = typer.Argument(..., help="Run folders (or their eval/ folders) to compare."),

@@ -6,8 +6,6 @@ import typer
 
 from unlearn_cli.cli.common import RECIPE_HELP, overrides_argument
 
-CONTEXT = {"help_option_names": ["-h", "--help"]}
-
 
 def inspect_data(
     recipe: str = typer.Argument(..., help=RECIPE_HELP),

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import typer
 
-CONTEXT = {"help_option_names": ["-h", "--help"]}
-
 
 def quickstart(
     output: Path = typer.Option(Path("outputs/quickstart"), "--output", "-o", help="Where the runs go."),

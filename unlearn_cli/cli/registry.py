@@ -35,10 +35,14 @@ def _kind_option() -> str | None:
     )
 
 
+def _plugin_option() -> list[str]:
+    return typer.Option([], "--plugin", "-p", help="Also import this plugin module first.")
+
+
 @app.command("list")
 def list_components(
     kind: str | None = _kind_option(),
-    plugin: list[str] = typer.Option([], "--plugin", "-p", help="Also import this plugin module first."),
+    plugin: list[str] = _plugin_option(),
     as_json: bool = json_option(),
 ) -> None:
     """Registered components: kind, name, import path, description (tab-separated when piped)."""
@@ -67,7 +71,7 @@ def list_components(
 def show_component(
     name: str = typer.Argument(..., help="A registered component name, e.g. QADataset."),
     kind: str | None = _kind_option(),
-    plugin: list[str] = typer.Option([], "--plugin", "-p", help="Also import this plugin module first."),
+    plugin: list[str] = _plugin_option(),
     as_json: bool = json_option(),
 ) -> None:
     """A component's arguments (type, default, whether the pipeline injects it) and documentation."""

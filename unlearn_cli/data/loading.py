@@ -9,10 +9,10 @@ import glob
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from unlearn_cli.builtin import is_builtin, resolve_builtin
 from unlearn_cli.errors import UserError, did_you_mean
@@ -27,16 +27,74 @@ DATA_PATH_KEYS = ("data_files", "data_dir")
 """`hf_args` keys that hold local paths."""
 
 
-def strings_in(value: Any) -> Iterator[str]:
-    """Every string in a (nested) TOML value: the paths a `data_files` list or table names."""
-    if isinstance(value, str):
-        yield value
+HF_ARGS_KEYS = ("hf_args", "few_shot_dataset_hf_args")
+"""Dataset arguments that are `load_hf_dataset` tables."""
+FILE_ARGS = ("idk_path",)
+"""Dataset arguments that name one local file."""
+
+
+class DataSource(NamedTuple):
+    """Where one dataset of a recipe reads from: an `hf_args` table (a Mapping) or a local file (a str)."""
+
+    split: str
+    name: str
+    spec: Any
+    argument: str
+    value: Any
+
+    @property
+    def key(self) -> str:
+        return f"data.{self.split}.{self.name}.args.{self.argument}"
+
+
+def data_sources(data: Mapping[str, Mapping[str, Any]]) -> Iterator[DataSource]:
+    """Every source the datasets of a validated recipe (`recipe.data`) set, in recipe order: each
+    `HF_ARGS_KEYS` table and each `FILE_ARGS` path."""
+    for split, specs in data.items():
+        for name, spec in specs.items():
+            for argument in HF_ARGS_KEYS:
+                if isinstance(spec.args.get(argument), Mapping):
+                    yield DataSource(split, name, spec, argument, spec.args[argument])
+            for argument in FILE_ARGS:
+                if isinstance(spec.args.get(argument), str):
+                    yield DataSource(split, name, spec, argument, spec.args[argument])
+
+
+def data_paths(value: Any) -> Iterator[str]:
+    """Every path in a (nested) TOML value: the files a `data_files` string, list or table names."""
+    if isinstance(value, str | os.PathLike):
+        yield os.fspath(value)
     elif isinstance(value, Mapping):
         for child in value.values():
-            yield from strings_in(child)
+            yield from data_paths(child)
     elif isinstance(value, list | tuple):
         for child in value:
-            yield from strings_in(child)
+            yield from data_paths(child)
+
+
+def map_data_paths(value: Any, change: Callable[[str], str]) -> Any:
+    """`value` (a path, or a list or table of them, as `data_files` takes) with `change` made to each path."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, Mapping):
+        return {key: map_data_paths(child, change) for key, child in value.items()}
+    if isinstance(value, list | tuple):
+        return [map_data_paths(child, change) for child in value]
+    return value
+
+
+def matching_paths(pattern: str) -> list[str]:
+    """The existing paths a local path or glob pattern names, sorted; none for a URL."""
+    if "://" in pattern:
+        return []
+    if glob.has_magic(pattern):
+        return sorted(glob.glob(pattern))
+    return [pattern] if os.path.exists(pattern) else []
+
+
+def looked_for(pattern: str) -> Path:
+    """Where a relative path is looked for: the working directory (for a hint)."""
+    return Path(pattern) if Path(pattern).is_absolute() else Path.cwd() / pattern
 
 
 def load_hf_dataset(hf_args: Mapping[str, Any], *, key: str = "hf_args") -> Any:
@@ -54,8 +112,11 @@ def load_hf_dataset(hf_args: Mapping[str, Any], *, key: str = "hf_args") -> Any:
             key=f"{key}.path",
             hint='e.g. hf_args = { path = "json", data_files = "data/forget.jsonl", split = "train" }',
         )
-    args = dict(hf_args)
-    path = str(args["path"])
+    args = {  # `~` is the home folder, as for model paths (datasets would read a folder named `~`)
+        name: map_data_paths(value, os.path.expanduser) if name in DATA_PATH_KEYS else value
+        for name, value in hf_args.items()
+    }
+    args["path"] = path = os.path.expanduser(str(args["path"]))
     if is_builtin(path):
         return _load_builtin(path, args, key)
     suffix = Path(path).suffix.lower()
@@ -80,11 +141,8 @@ def local_files(args: Mapping[str, Any]) -> list[Path]:
     if args.get("path") not in _LOCAL_BUILDERS:
         return []
     files: list[Path] = []
-    for pattern in _paths(args.get("data_files")):
-        if "://" in pattern:
-            continue
-        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
-        files.extend(Path(match) for match in matches if os.path.isfile(match))
+    for pattern in data_paths(args.get("data_files")):
+        files.extend(Path(match) for match in matching_paths(pattern) if os.path.isfile(match))
     return files
 
 
@@ -237,31 +295,19 @@ def _load(args: dict[str, Any], key: str, files: list[Path] | None = None) -> An
     return loaded
 
 
-def _paths(data_files: Any) -> Iterable[str]:
-    if isinstance(data_files, str | os.PathLike):
-        yield os.fspath(data_files)
-    elif isinstance(data_files, Mapping):
-        for value in data_files.values():
-            yield from _paths(value)
-    elif isinstance(data_files, list | tuple):
-        for value in data_files:
-            yield from _paths(value)
-
-
 def _check_local_files(data_files: Any, key: str) -> None:
-    paths = list(_paths(data_files))
+    paths = list(data_paths(data_files))
     if not paths:
         raise UserError("names no files", key=key)
     for path in paths:
         if "://" in path:
             continue
-        matches = glob.glob(path) if glob.has_magic(path) else ([path] if os.path.exists(path) else [])
+        matches = matching_paths(path)
         if not matches:
-            where = Path(path) if Path(path).is_absolute() else Path.cwd() / path
             raise UserError(
                 f"file not found: {path}",
                 key=key,
-                hint=f"looked for {where}; relative paths are read from the working directory",
+                hint=f"looked for {looked_for(path)}; relative paths are read from the working directory",
             )
         if all(os.path.isfile(m) and os.path.getsize(m) == 0 for m in matches):
             raise UserError(f"'{path}' is empty: the dataset has zero rows", key=key)

@@ -123,7 +123,7 @@ def _features(slots: int) -> datasets.Features:
 
 def read_idk_phrases(idk_path: str | None) -> tuple[str, ...]:
     """The non-empty lines of an "I don't know" file (the packaged one when `idk_path` is None)."""
-    path = Path(idk_path) if idk_path else DEFAULT_IDK_PATH
+    path = Path(idk_path).expanduser() if idk_path else DEFAULT_IDK_PATH
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:

@@ -13,9 +13,11 @@ write the final model into a staging folder and move it into place; mark the run
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,42 +59,21 @@ def _check_command(recipe: Any, command: Command) -> None:
     )
 
 
-def run_training(
-    reference: str,
-    overrides: list[str] | None,
-    *,
-    overwrite: bool = False,
-    dry_run: bool = False,
-    resume: str | None = None,
-    merge: bool = False,
-) -> dict[str, Any]:
-    """`unlearn train`: validate, build, fine-tune, save; returns the run manifest (empty for a dry run)."""
-    return run(
-        "train", reference, overrides, overwrite=overwrite, dry_run=dry_run, resume=resume, merge=merge
-    )
+@dataclass
+class RunRequest:
+    """What the user asked for, as typed: the messages that say how to resume repeat it."""
 
+    command: Command
+    reference: str
+    overrides: list[str] | None
+    merge: bool = False
 
-def run_unlearning(
-    reference: str,
-    overrides: list[str] | None,
-    *,
-    overwrite: bool = False,
-    dry_run: bool = False,
-    resume: str | None = None,
-    merge: bool = False,
-) -> dict[str, Any]:
-    """`unlearn unlearn`: validate, build, unlearn, save; returns the run manifest (empty for a dry run)."""
-    return run(
-        "unlearn", reference, overrides, overwrite=overwrite, dry_run=dry_run, resume=resume, merge=merge
-    )
-
-
-def resume_command(command: str, reference: str, overrides: list[str] | None) -> str:
-    """The command that continues this run from its latest checkpoint."""
-    recipe = reference
-    if Path(reference).expanduser().is_file():
-        recipe = str(Path(reference).expanduser().absolute())
-    return shlex.join(["unlearn", command, recipe, *(overrides or []), "--resume"])
+    def resume_command(self) -> str:
+        """The command that continues this run from its latest checkpoint."""
+        recipe = self.reference
+        if Path(recipe).expanduser().is_file():
+            recipe = str(Path(recipe).expanduser().absolute())
+        return shlex.join(["unlearn", self.command, recipe, *(self.overrides or []), "--resume"])
 
 
 def _print_notes(notes: list[str]) -> None:
@@ -151,115 +132,89 @@ def run(
     pipeline: Any = None,
     merge: bool = False,
 ) -> dict[str, Any]:
-    """Validate the recipe, assemble the run in the container, train, save; `pipeline` replaces the
-    container built from the recipe (tests pass one with providers overridden). `merge`: a PEFT run also
-    saves its base model with the adapter merged in (`<output_dir>/merged`)."""
-    if overwrite and resume is not None:
-        raise UserError(
-            "--overwrite and --resume contradict each other",
-            hint="--resume continues the run in the folder; --overwrite replaces it with a new one",
-        )
-    with stop_requests() as stop:
-        try:
-            return _run(
-                command, reference, overrides, overwrite, dry_run, resume, pipeline, stop, merge=merge
-            )
-        except RunInterrupted as interrupted:
-            if not interrupted.graceful and not interrupted.reported and is_main_process():
-                _report_abrupt_stop(interrupted, None, command, reference, overrides)
-            raise
-
-
-def _run(
-    command: Command,
-    reference: str,
-    overrides: list[str] | None,
-    overwrite: bool,
-    dry_run: bool,
-    resume: str | None,
-    pipeline: Any,
-    stop: StopRequest,
-    *,
-    merge: bool = False,
-) -> dict[str, Any]:
+    """Validate the recipe, assemble the run in the container, train, save; returns the run manifest (empty
+    for a dry run). `pipeline` replaces the container built from the recipe (tests pass one with providers
+    overridden). `merge`: a PEFT run also saves its base model with the adapter merged in
+    (`<output_dir>/merged`)."""
     from unlearn_cli.container import pipeline_for
     from unlearn_cli.models.adapters import check_merge
+    from unlearn_cli.outputs import run_record
     from unlearn_cli.pipelines.failures import explained
     from unlearn_cli.recipes import load_recipe
     from unlearn_cli.recipes.machine import check_machine
     from unlearn_cli.recipes.saving import environment_digests, saved_recipe_text
 
-    recipe = pipeline.recipe() if pipeline is not None else load_recipe(reference, overrides)
-    recipe.require("model", "collator", "trainer", command=command)
-    _check_command(recipe, command)
-    check_merge(recipe, merge)
-    check_machine(recipe)
-    pipeline = pipeline if pipeline is not None else pipeline_for(recipe)
-    training_args = pipeline.training_args()
-    output_dir = Path(pipeline.output_dir()).expanduser().absolute()
-    plan = plan_run_folder(output_dir, overwrite=overwrite, resume=resume, command=command)
-    recipe_text = saved_recipe_text(recipe, output_dir=output_dir)
-    digests = environment_digests(recipe)
-    changed = _check_same_recipe(plan, recipe_text, digests) if plan.action == "resume" else []
-    if dry_run:
-        _print_notes(plan.notes)
-        console.print(
-            f"[green]✓[/] recipe valid; would {command} into {escape(plan.describe())}", soft_wrap=True
+    if overwrite and resume is not None:
+        raise UserError(
+            "--overwrite and --resume contradict each other",
+            hint="--resume continues the run in the folder; --overwrite replaces it with a new one",
         )
-        return {}
-    _print_notes(plan.notes)
+    request = RunRequest(command, reference, overrides, merge=merge)
+    folder: RunFolder | None = None
+    with stop_requests() as stop:
+        try:
+            recipe = pipeline.recipe() if pipeline is not None else load_recipe(reference, overrides)
+            recipe.require("model", "collator", "trainer", command=command)
+            _check_command(recipe, command)
+            check_merge(recipe, merge)
+            pipeline = pipeline if pipeline is not None else pipeline_for(recipe)
+            check_machine(recipe, training_args=pipeline.training_args)
+            training_args = pipeline.training_args()
+            output_dir = Path(pipeline.output_dir()).expanduser().absolute()
+            plan = plan_run_folder(output_dir, overwrite=overwrite, resume=resume, command=command)
+            recipe_text = saved_recipe_text(recipe, output_dir=output_dir)
+            digests = environment_digests(recipe)
+            changed = _check_same_recipe(plan, recipe_text, digests) if plan.action == "resume" else []
+            _print_notes(plan.notes)
+            if dry_run:
+                console.print(
+                    f"[green]✓[/] recipe valid; would {command} into {escape(plan.describe())}",
+                    soft_wrap=True,
+                )
+                return {}
 
-    from transformers import set_seed
+            from transformers import set_seed
 
-    set_seed(training_args.seed)
-    with explained(recipe, "loading the data", training_args):
-        pipeline.split_datasets()
-    with explained(recipe, "setting up the model and trainer", training_args):
-        trainer = pipeline.trainer()
-
-    from unlearn_cli.outputs import run_record
-
-    extra = {"output_dir": str(output_dir), "environment_digests": digests}
-    folder_writer = is_main_process()  # the other ranks of a launch write no record
-    record = run_record(command, recipe, training_args=training_args, extra=extra) if folder_writer else {}
-    claimed: RunFolder | None = None
-    try:
-        with run_folder(
-            output_dir, command=command, overwrite=overwrite, resume=resume, record=record, plan=plan
-        ) as folder:
-            claimed = folder
-            if plan.action != "resume":
-                folder.write_text(RECIPE_FILE, recipe_text)
-            elif changed:
-                folder.update(resumed_with_changes=changed)
-            manifest = _train(
-                command,
-                recipe,
-                pipeline,
-                trainer,
-                training_args,
-                folder,
-                stop,
-                reference,
-                overrides,
-                merge=merge,
+            set_seed(training_args.seed)
+            with explained(recipe, "loading the data", training_args):
+                pipeline.split_datasets()
+            with explained(recipe, "setting up the model and trainer", training_args):
+                trainer = pipeline.trainer()
+            extra = {"output_dir": str(output_dir), "environment_digests": digests}
+            record = (  # the other ranks of a launch write no record
+                run_record(command, recipe, training_args=training_args, extra=extra)
+                if is_main_process()
+                else {}
             )
-    except RunInterrupted as interrupted:
-        if not interrupted.graceful and is_main_process():
-            _report_abrupt_stop(interrupted, claimed, command, reference, overrides)
-            interrupted.reported = True
+            with run_folder(
+                output_dir, command=command, overwrite=overwrite, resume=resume, record=record, plan=plan
+            ) as folder:
+                if plan.action != "resume":
+                    folder.write_text(RECIPE_FILE, recipe_text)
+                elif changed:
+                    folder.update(resumed_with_changes=changed)
+                manifest = _train(request, recipe, pipeline, trainer, folder, stop)
+        except RunInterrupted as interrupted:
+            if is_main_process():
+                if not interrupted.graceful:
+                    _report_abrupt_stop(interrupted, folder, request)
+                _print_notes(interrupted.notes)
+            raise
         if is_main_process():
-            _print_notes(interrupted.notes)
-        raise
-    if is_main_process():
-        _print_summary(manifest, folder)
-    if stop.deferred is not None:
-        console_err.print(
-            f"[yellow]{signal_name(stop.deferred)} arrived while the outputs were written; the run had "
-            "finished and is complete[/]",
-            highlight=False,
-        )
+            _print_summary(manifest, folder)
+        if stop.deferred is not None:
+            console_err.print(
+                f"[yellow]{signal_name(stop.deferred)} arrived while the outputs were written; the run had "
+                "finished and is complete[/]",
+                highlight=False,
+            )
     return manifest
+
+
+run_training = functools.partial(run, "train")
+"""`unlearn train`: validate, build, fine-tune, save."""
+run_unlearning = functools.partial(run, "unlearn")
+"""`unlearn unlearn`: validate, build, unlearn, save."""
 
 
 def _measured_splits(command: Command, pipeline: Any) -> dict[str, Any]:
@@ -270,17 +225,7 @@ def _measured_splits(command: Command, pipeline: Any) -> dict[str, Any]:
 
 
 def _train(
-    command: Command,
-    recipe: Any,
-    pipeline: Any,
-    trainer: Any,
-    training_args: Any,
-    folder: RunFolder,
-    stop: StopRequest,
-    reference: str,
-    overrides: list[str] | None,
-    *,
-    merge: bool = False,
+    request: RunRequest, recipe: Any, pipeline: Any, trainer: Any, folder: RunFolder, stop: StopRequest
 ) -> dict[str, Any]:
     from unlearn_cli.evals.callback import final_summaries
     from unlearn_cli.evals.nll import mean_answer_nll
@@ -296,6 +241,7 @@ def _train(
     )
     from unlearn_cli.pipelines.failures import explained
 
+    command, training_args = request.command, pipeline.training_args()
     started, clock = now(), time.perf_counter()
     resume_from = folder.resume_from
     resume_step = checkpoint_step(resume_from) if resume_from is not None else None
@@ -329,10 +275,10 @@ def _train(
     stop.phase = "finishing"
 
     if guard.divergence is not None:
-        raise _diverged(guard.divergence, folder, command, reference, overrides)
+        raise _diverged(guard.divergence, folder)
     if on_signal.signum is not None:
         if trainer.state.global_step < trainer.state.max_steps:
-            raise _interrupted(on_signal, folder, command, reference, overrides, trainer)
+            raise _interrupted(on_signal, folder, request, trainer)
         # the signal came with the last step: the run is complete, and its checkpoint is not needed
         stop.deferred = on_signal.signum
         made = list(folder.marker.get("interruption_checkpoints") or [])
@@ -348,7 +294,11 @@ def _train(
     staging = folder.prepare_staging()
     with explained(recipe, "saving the model", training_args):
         trainer.save_model(str(staging))
-        merged = save_merged(recipe, pipeline.tokenizer(), staging) if merge and is_main_process() else None
+        merged = (
+            save_merged(recipe, pipeline.tokenizer(), staging)
+            if request.merge and is_main_process()
+            else None
+        )
     with explained(recipe, "measuring the answers after training", training_args):
         for name, dataset in measured.items():
             nll[f"{name}_nll_after"] = mean_answer_nll(trainer.model, dataset, collator)
@@ -378,15 +328,16 @@ def _train(
             "retain_loss": limit.stopped.retain_loss,
             "limit": limit.stopped.limit,
         }
-    folder.commit(**results)
     interruption_checkpoints = list(folder.marker.get("interruption_checkpoints") or [])
     if interruption_checkpoints and getattr(training_args.save_strategy, "value", None) == "no":
-        folder.remove_entries(interruption_checkpoints)  # made only to survive the interruption
-        folder.update(interruption_checkpoints=[])
+        # made only to survive the interruption: gone once the run is finished
+        folder.commit(remove=interruption_checkpoints, **results, interruption_checkpoints=[])
+    else:
+        folder.commit(**results)
     return dict(folder.marker)
 
 
-def _diverged(divergence: Any, folder: RunFolder, command: str, reference: str, overrides: Any) -> RunFailed:
+def _diverged(divergence: Any, folder: RunFolder) -> RunFailed:
     bad = divergence.bad_terms
     shown = ", ".join(
         f"{name}_loss = {value:.4g}"
@@ -414,9 +365,7 @@ def _diverged(divergence: Any, folder: RunFolder, command: str, reference: str, 
     )
 
 
-def _report_abrupt_stop(
-    interrupted: RunInterrupted, folder: RunFolder | None, command: str, reference: str, overrides: Any
-) -> None:
+def _report_abrupt_stop(interrupted: RunInterrupted, folder: RunFolder | None, request: RunRequest) -> None:
     """What is left after a signal that stopped the run at once (during setup, or a second signal)."""
     checkpoints = folder.checkpoints() if folder is not None else []
     if folder is None:
@@ -435,16 +384,13 @@ def _report_abrupt_stop(
     )
     if checkpoints:
         console_err.print(
-            f"resume with, from {escape(os.getcwd())}:\n  "
-            f"{escape(resume_command(command, reference, overrides))}",
+            f"resume with, from {escape(os.getcwd())}:\n  {escape(request.resume_command())}",
             highlight=False,
             soft_wrap=True,
         )
 
 
-def _interrupted(
-    on_signal: Any, folder: RunFolder, command: str, reference: str, overrides: Any, trainer: Any
-) -> RunInterrupted:
+def _interrupted(on_signal: Any, folder: RunFolder, request: RunRequest, trainer: Any) -> RunInterrupted:
     name = signal_name(on_signal.signum)
     step = on_signal.stopped_at
     checkpoint = folder.path / f"checkpoint-{step}"
@@ -461,10 +407,10 @@ def _interrupted(
             highlight=False,
             soft_wrap=True,
         )
-        launcher = " (with the same launcher, e.g. scripts/train.sh)" if trainer.args.world_size > 1 else ""
+        script = "finetune.sh" if request.command == "train" else "unlearn.sh"
+        launcher = f" (with the same launcher, e.g. scripts/{script})" if trainer.args.world_size > 1 else ""
         console_err.print(
-            f"resume with{launcher}, from {escape(os.getcwd())}:\n  "
-            f"{escape(resume_command(command, reference, overrides))}",
+            f"resume with{launcher}, from {escape(os.getcwd())}:\n  {escape(request.resume_command())}",
             highlight=False,
             soft_wrap=True,
         )

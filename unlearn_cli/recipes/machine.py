@@ -14,12 +14,19 @@ import glob
 import os
 import socket
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from unlearn_cli.data.loading import FILE_SUFFIXES, LOCAL_BUILDERS, strings_in
+from unlearn_cli.data.loading import (
+    FILE_SUFFIXES,
+    LOCAL_BUILDERS,
+    data_paths,
+    data_sources,
+    looked_for,
+    matching_paths,
+)
 from unlearn_cli.errors import UserError
 from unlearn_cli.recipes.schema import ValidatedRecipe, _Problems
 
@@ -190,15 +197,12 @@ def _check_data_file(pattern: str, key: str, problems: _Problems) -> None:
     if "://" in pattern:
         return
     expanded = os.path.expanduser(pattern)
-    matches = (
-        glob.glob(expanded) if glob.has_magic(expanded) else ([expanded] if os.path.exists(expanded) else [])
-    )
-    where = Path(expanded) if Path(expanded).is_absolute() else Path.cwd() / expanded
+    matches = matching_paths(expanded)
     if not matches:
         problems.add(
             f"data file not found: {pattern}",
             key,
-            hint=f"looked for {where}; relative paths are read from the working directory",
+            hint=f"looked for {looked_for(expanded)}; relative paths are read from the working directory",
         )
         return
     for match in matches:
@@ -225,17 +229,15 @@ def _check_hf_args(hf_args: Mapping[str, Any], key: str, problems: _Problems) ->
     if is_builtin(path):
         _check_builtin(path, problems, f"{key}.path")
         return
-    for data_key in ("data_files", "data_dir"):
-        for pattern in strings_in(hf_args.get(data_key)):
-            if data_key == "data_dir":
-                if not Path(pattern).expanduser().is_dir():
-                    problems.add(
-                        f"data folder not found: {pattern}",
-                        f"{key}.data_dir",
-                        hint="relative paths are read from the working directory",
-                    )
-            else:
-                _check_data_file(pattern, f"{key}.data_files", problems)
+    for pattern in data_paths(hf_args.get("data_files")):
+        _check_data_file(pattern, f"{key}.data_files", problems)
+    for folder in data_paths(hf_args.get("data_dir")):
+        if not Path(folder).expanduser().is_dir():
+            problems.add(
+                f"data folder not found: {folder}",
+                f"{key}.data_dir",
+                hint="relative paths are read from the working directory",
+            )
     if path in LOCAL_BUILDERS:
         return
     local = Path(path).expanduser()
@@ -296,7 +298,9 @@ def _accelerator() -> str | None:
     return None
 
 
-def _check_hardware(recipe: ValidatedRecipe, problems: _Problems) -> None:
+def _check_hardware(
+    recipe: ValidatedRecipe, problems: _Problems, training_args: Callable[[], Any] | None
+) -> None:
     import importlib.util
 
     spec = recipe.trainer
@@ -315,8 +319,11 @@ def _check_hardware(recipe: ValidatedRecipe, problems: _Problems) -> None:
         if not any(p.key.startswith(("trainer.args.bf16", "trainer.args.fp16")) for p in problems.items):
             from unlearn_cli.container import build_training_arguments
 
+            build = training_args or functools.partial(
+                build_training_arguments, recipe, spec.contract, recipe.output_dir
+            )
             try:
-                build_training_arguments(recipe, spec.contract, recipe.output_dir)
+                build()
             except UserError as exc:
                 problems.extend(exc)
     model_args = recipe.model.args.get("model_args") if recipe.model is not None else None
@@ -334,8 +341,11 @@ def _check_hardware(recipe: ValidatedRecipe, problems: _Problems) -> None:
             )
 
 
-def check_machine(recipe: ValidatedRecipe) -> None:
-    """Every check of `recipe` against this machine that needs no weights; one UserError for all problems."""
+def check_machine(recipe: ValidatedRecipe, training_args: Callable[[], Any] | None = None) -> None:
+    """Every check of `recipe` against this machine that needs no weights; one UserError for all problems.
+
+    `training_args`: the run's own builder of its `TrainingArguments` (the container's), so that a run
+    builds them once; without it they are built here only to be checked."""
     problems = _Problems(recipe.recipe)
     if recipe.model is not None:
         model_args = recipe.model.args.get("model_args")
@@ -347,20 +357,15 @@ def check_machine(recipe: ValidatedRecipe) -> None:
             _check_model_location(
                 recipe, tokenizer_path, TOKENIZER_KEY, problems, weights=False, tokenizer=True
             )
-    for split, specs in recipe.data.items():
-        for name, spec in specs.items():
-            prefix = f"data.{split}.{name}.args"
-            for argument in ("hf_args", "few_shot_dataset_hf_args"):
-                hf_args = spec.args.get(argument)
-                if isinstance(hf_args, Mapping):
-                    _check_hf_args(hf_args, f"{prefix}.{argument}", problems)
-            idk_path = spec.args.get("idk_path")
-            if isinstance(idk_path, str) and not Path(idk_path).expanduser().is_file():
-                problems.add(
-                    f"idk file not found: {idk_path}",
-                    f"{prefix}.idk_path",
-                    hint="relative paths are read from the working directory",
-                )
+    for source in data_sources(recipe.data):
+        if isinstance(source.value, Mapping):
+            _check_hf_args(source.value, source.key, problems)
+        elif not Path(source.value).expanduser().is_file():
+            problems.add(
+                f"idk file not found: {source.value}",
+                source.key,
+                hint="relative paths are read from the working directory",
+            )
     _check_output_folder(recipe, problems)
-    _check_hardware(recipe, problems)
+    _check_hardware(recipe, problems, training_args)
     problems.raise_if_any()

@@ -14,9 +14,9 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
-from unlearn_cli.data.loading import DATA_PATH_KEYS, LOCAL_BUILDERS
+from unlearn_cli.data.loading import DATA_PATH_KEYS, LOCAL_BUILDERS, data_sources, map_data_paths
 from unlearn_cli.recipes import dump_recipe
 from unlearn_cli.recipes.loading import KeyPath
 from unlearn_cli.recipes.schema import ValidatedRecipe
@@ -26,9 +26,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-
-HF_ARGS_KEYS = ("hf_args", "few_shot_dataset_hf_args")
-LOCAL_PATH_ARGS = ("idk_path",)
 
 RESUMABLE_CHANGES = frozenset(
     {
@@ -55,17 +52,7 @@ def _absolute(text: str) -> str:
     return text if path.is_absolute() else str(path.absolute())
 
 
-def _absolute_paths(value: Any) -> Any:
-    if isinstance(value, str):
-        return _absolute(value)
-    if isinstance(value, list):
-        return [_absolute_paths(child) for child in value]
-    if isinstance(value, dict):
-        return {key: _absolute_paths(child) for key, child in value.items()}
-    return value
-
-
-def _local(text: Any) -> bool:
+def _local(text: Any) -> TypeGuard[str]:
     return isinstance(text, str) and "://" not in text and Path(text).expanduser().exists()
 
 
@@ -75,7 +62,7 @@ def _hf_args(hf_args: dict[str, Any]) -> None:
         hf_args["path"] = _absolute(path)
     for key in DATA_PATH_KEYS:
         if key in hf_args:
-            hf_args[key] = _absolute_paths(hf_args[key])
+            hf_args[key] = map_data_paths(hf_args[key], _absolute)
 
 
 def saved_values(recipe: ValidatedRecipe, output_dir: Path | None = None) -> dict[str, Any]:
@@ -83,19 +70,13 @@ def saved_values(recipe: ValidatedRecipe, output_dir: Path | None = None) -> dic
     values = copy.deepcopy(recipe.values)
     run = values.setdefault("run", {})
     run["output_dir"] = str((output_dir or recipe.output_dir).expanduser().absolute())
-    for split in (values.get("data") or {}).values():
-        if not isinstance(split, dict):
-            continue
-        for section in split.values():
-            args = section.get("args") if isinstance(section, dict) else None
-            if not isinstance(args, dict):
-                continue
-            for key in HF_ARGS_KEYS:
-                if isinstance(args.get(key), dict):
-                    _hf_args(args[key])
-            for key in LOCAL_PATH_ARGS:
-                if _local(args.get(key)):
-                    args[key] = _absolute(args[key])
+    for source in data_sources(recipe.data):
+        args = values["data"][source.split][source.name].get("args") or {}
+        value = args.get(source.argument)
+        if isinstance(value, dict):
+            _hf_args(value)
+        elif _local(value):
+            args[source.argument] = _absolute(value)
     model = values.get("model")
     if isinstance(model, dict):
         for table in ("model_args", "tokenizer_args"):
