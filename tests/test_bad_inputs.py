@@ -281,6 +281,7 @@ def test_a_hub_id_while_offline_fails_at_once(run_unlearn: Runner, out: Path) ->
         in message
     )
     assert "huggingface-cli download some-org/some-model" in message
+    assert f"if you meant a local folder, nothing is at {Path.cwd() / 'some-org' / 'some-model'}" in message
 
 
 def test_a_hub_id_with_the_hub_unreachable_fails_at_once(

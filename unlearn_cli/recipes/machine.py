@@ -84,24 +84,29 @@ def _dataset_in_cache(repo_id: str) -> bool:
 
 
 def _hub_problem(repo_id: str, what: str, cached: bool) -> tuple[str, str] | None:
-    """(problem, hint) when `repo_id` can neither be found locally nor downloaded now."""
+    """(problem, hint) when `repo_id` can neither be found locally nor downloaded now. An id shaped like
+    `org/name` may also be a local folder that does not exist yet (an earlier run's output): the hint says
+    where that folder was looked for."""
     if cached:
         return None
+    local = (
+        f"if you meant a local folder, nothing is at {Path(repo_id).expanduser().absolute()}: fix the path, "
+        "or run first the command that writes it (e.g. the fine-tune); "
+    )
     if offline():
         return (
             f"{what} '{repo_id}' is not a local folder and not in the Hugging Face cache, and HF_HUB_OFFLINE "
             "is set",
-            "download it where you have internet (`huggingface-cli download "
+            f"{local}otherwise download it where you have internet (`huggingface-cli download "
             f"{'--repo-type dataset ' if what == 'dataset' else ''}{repo_id}`) and point to the local "
-            "folder, "
-            "or unset HF_HUB_OFFLINE",
+            "folder, or unset HF_HUB_OFFLINE",
         )
     if not hub_reachable():
         return (
             f"{what} '{repo_id}' is not a local folder and not in the Hugging Face cache, and the hub "
             f"({os.environ.get('HF_ENDPOINT') or 'huggingface.co'}) cannot be reached from this machine",
-            "download it where you have internet and point to the local folder (or copy the Hugging Face "
-            "cache here); check the spelling if you meant a local folder",
+            f"{local}otherwise download it where you have internet and point to the local folder (or copy "
+            "the Hugging Face cache here)",
         )
     return None
 
