@@ -444,6 +444,15 @@ def build_evaluation_callbacks(
     """For `train`/`unlearn`: a callback running the evaluators during training, when the recipe has any."""
     if not recipe.evaluators:
         return []
+    if zero3_enabled():
+        raise UserError(
+            "evaluation during training runs forward passes that, under DeepSpeed ZeRO-3, every process must "
+            "make together, and the benchmarks share their items out unevenly",
+            file=recipe.recipe.origin(("eval",)),
+            key="eval",
+            hint="remove [eval] from the training recipe (~eval) and evaluate the saved model afterwards "
+            "with `unlearn eval`, or train with the DDP, FSDP or ZeRO-2 accelerate config",
+        )
     from unlearn_cli.evals.callback import EvaluationCallback
 
     return [

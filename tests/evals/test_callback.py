@@ -72,3 +72,21 @@ def test_keep_steps_up_to_drops_later_and_cut_lines(tmp_path: Path) -> None:
     assert log.read_text() == '{"step": 1}\n{"step": 3, "loss": 2.0}\n'
     keep_steps_up_to(tmp_path / "absent.jsonl", 3)
     assert not (tmp_path / "absent.jsonl").exists()
+
+
+def test_evaluation_during_training_is_refused_under_zero3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unlearn_cli import container
+    from unlearn_cli.errors import UserError
+    from unlearn_cli.recipes import load_recipe
+
+    recipe = load_recipe(
+        "quickstart/unlearn",
+        ["finetuned_model=builtin://tiny-llama", "eval.TOFU.handler=TOFU", f"run.output_dir={tmp_path}"],
+    )
+    assert container.pipeline_for(recipe).evaluation_callbacks()  # one callback without ZeRO-3
+    monkeypatch.setattr(container, "zero3_enabled", lambda: True)
+    with pytest.raises(UserError, match="under DeepSpeed ZeRO-3") as refused:
+        container.pipeline_for(recipe).evaluation_callbacks()
+    assert refused.value.key == "eval" and "unlearn eval" in (refused.value.hint or "")
