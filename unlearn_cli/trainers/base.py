@@ -35,7 +35,7 @@ from transformers import Trainer, TrainerCallback
 from unlearn_cli.trainers.contract import ReferenceNeed, TrainerContract
 from unlearn_cli.trainers.finetune import FinetuneTrainer
 from unlearn_cli.trainers.losses import kl_to_reference, labelled_tokens, nll_loss, sequence_log_probs
-from unlearn_cli.trainers.reference import MODEL_INPUTS, FrozenReference
+from unlearn_cli.trainers.reference import FrozenReference, model_inputs
 
 UNLEARNING_ARGS = {"remove_unused_columns": False}
 """Nested {forget, retain} batches must reach `compute_loss` whole; transformers would empty them."""
@@ -136,11 +136,6 @@ def batch_parts(batch: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[st
             yield from batch_parts(value, prefix=f"{path}.")
 
 
-def model_inputs(part: Mapping[str, Any]) -> dict[str, Any]:
-    """The model's inputs: ids and mask (no labels, so the model computes no loss of its own)."""
-    return {key: part[key] for key in MODEL_INPUTS if key in part}
-
-
 class _TrainerBookkeeping(TrainerCallback):
     """Tell the forget/retain dataset which epoch starts, so its pairing is a function of (seed, epoch); and
     count logged term means from the step training starts at (a resumed run starts past step 0)."""
@@ -166,7 +161,8 @@ FORGET_ONLY = TrainerContract(
     fixed_args=UNLEARNING_ARGS,
     injected=frozenset({"method_args", "reference"}),
 )
-"""A method that reads only forget data (a retain split, if the recipe has one, is paired but unused)."""
+"""A method that reads only forget data (a retain split, if the recipe has one, is scored before and after
+unlearning but not paired with the forget items)."""
 
 FORGET_RETAIN = replace(FORGET_ONLY, splits=("forget", "retain"), optional_splits=())
 """A method with a forget and a retain term."""
