@@ -113,6 +113,33 @@ def test_the_container_assembles_an_unlearning_run(tiny_model: torch.nn.Module, 
     assert pipeline.split_datasets()["retain"] is dataset.retain
 
 
+@pytest.mark.parametrize("handler", ["GradAscent", "CEU", "TaskVector"])
+def test_a_forget_only_method_gets_batches_without_retain_items(
+    tiny_model: torch.nn.Module, tmp_path: Path, handler: str
+) -> None:
+    recipe = load_recipe(
+        "quickstart/unlearn", [*UNLEARN, f"trainer.handler={handler}", "~trainer.method_args"]
+    )
+    pipeline = pipeline_for(recipe, output_dir=tmp_path)
+    pipeline.model.override(providers.Object(tiny_model))
+    trainer = pipeline.trainer()
+    assert len(pipeline.split_datasets()["retain"]) == 15  # still scored before and after unlearning
+    assert trainer.train_dataset.retain is None
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert set(batch) == {"forget"}
+
+
+def test_retain_items_anchoring_a_forget_only_method_stay_paired(tiny_model: torch.nn.Module) -> None:
+    recipe = load_recipe(
+        "quickstart/unlearn",
+        [*UNLEARN, "trainer.handler=GradAscent", "~trainer.method_args", 'data.anchor="retain"'],
+    )
+    pipeline = pipeline_for(recipe)
+    pipeline.model.override(providers.Object(tiny_model))
+    dataset = pipeline.train_dataset()
+    assert len(dataset) == 15 and set(dataset[0]) == {"forget", "retain"}
+
+
 def test_cached_reference_log_probs_are_the_initial_models(tiny_model: torch.nn.Module) -> None:
     from unlearn_cli.evals.nll import token_nll_sum
 

@@ -317,37 +317,40 @@ def build_reference_log_probs(
 
     Computed before training from the model the recipe loads — also when a run resumes from a checkpoint,
     whose weights are loaded later — so they always belong to the model before unlearning; with a PEFT
-    adapter, with the adapter disabled. Under a launch each rank computes an equal share and every rank
-    receives all of them (ZeRO-3: every rank takes part in every forward, on the gathered weights).
+    adapter, with the adapter disabled. Each distinct sequence is scored once (pairs sharing a question and
+    its answer repeat that answer). Under a launch each rank computes an equal share and every rank receives
+    all of them (ZeRO-3: every rank takes part in every forward, on the gathered weights).
     """
     from functools import partial
 
+    from torch.utils.data import Subset
+
     from unlearn_cli.distributed import share_across_ranks, whole_weights
     from unlearn_cli.models.adapters import adapter_disabled
-    from unlearn_cli.trainers.reference import compute_reference_log_probs
+    from unlearn_cli.trainers.reference import compute_reference_log_probs, distinct_items
 
     if need.model or not need.log_probs:
         return {}
     _check_adapter_reference(recipe, model)
-    by_split: dict[str, list[tuple[str, ...]]] = {}
-    for part in need.log_probs:
-        split, *path = part.split(".")
-        by_split.setdefault(split, []).append(tuple(path))
     if not zero3_enabled():
         model.to(training_args.device)
-    result = {}
+    result: dict[str, dict[tuple[str, ...], Any]] = {}
     with whole_weights(model), adapter_disabled(model):
-        for split, paths in by_split.items():
+        for part in need.log_probs:
+            split, *keys = part.split(".")
+            path = tuple(keys)
+            firsts, rows = distinct_items(split_datasets[split], path)
             score = partial(
                 compute_reference_log_probs,
                 model,
-                split_datasets[split],
+                Subset(split_datasets[split], firsts),
                 collator,
-                paths,
+                [path],
                 device=training_args.device,
                 batch_size=training_args.per_device_eval_batch_size,
             )
-            result[split] = share_across_ranks(len(split_datasets[split]), score, training_args.device)
+            distinct = share_across_ranks(len(firsts), score, training_args.device)[path]
+            result.setdefault(split, {})[path] = distinct[rows]
     return result
 
 
@@ -360,7 +363,11 @@ def build_train_dataset(
     split_datasets: dict[str, Any],
     reference_log_probs: dict[str, dict[tuple[str, ...], Any]],
 ) -> Any:
-    """`train` for fine-tuning; for unlearning the forget/retain composite anchored on `[data] anchor`."""
+    """`train` for fine-tuning; for unlearning the forget/retain composite anchored on `[data] anchor`.
+
+    A method that reads no retain data gets forget items alone (its recipe's retain split, if any, is only
+    scored before and after), unless retain items anchor the epochs.
+    """
     from unlearn_cli.trainers.reference import WithReferenceLogProbs
 
     splits = dict(split_datasets)
@@ -370,11 +377,13 @@ def build_train_dataset(
         return splits["train"]
     from unlearn_cli.data.forget_retain import ForgetRetainDataset
 
+    anchor = recipe.anchor or "forget"
+    paired = "retain" in contract.splits or anchor == "retain"
     try:
         return ForgetRetainDataset(
             forget=splits["forget"],
-            retain=splits.get("retain"),
-            anchor=recipe.anchor or "forget",
+            retain=splits.get("retain") if paired else None,
+            anchor=anchor,
             seed=recipe.run.seed,
         )
     except UserError as exc:

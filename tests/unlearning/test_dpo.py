@@ -13,7 +13,7 @@ from dependency_injector import providers
 
 from tests.unlearning.conftest import Unlearn, forget_rise, retain_rise
 from unlearn_cli.trainers.base import BatchCounts, model_inputs
-from unlearn_cli.trainers.dpo import DPO, DPOArgs, dpo_loss
+from unlearn_cli.trainers.dpo import DPO, DPOArgs, concatenated, dpo_loss
 from unlearn_cli.trainers.losses import sequence_log_probs
 
 # Two pairs. Pair 1: preferred log-ratio −2 − (−3) = 1, dispreferred −4 − (−2) = −2, margin 1 − (−2) = 3.
@@ -148,3 +148,55 @@ def test_dpo_forgets_and_keeps_the_retain_set(unlearn: Unlearn) -> None:
     )
     assert forget_rise(manifest) > 2.0, manifest
     assert retain_rise(manifest) < 0.1 * forget_rise(manifest), manifest
+
+
+def _paired_pipeline(*overrides: str) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    from unlearn_cli.builtin import resolve_builtin
+    from unlearn_cli.container import pipeline_for
+    from unlearn_cli.recipes import load_recipe
+
+    pipeline = pipeline_for(load_recipe("quickstart/unlearn", [*PAIRED, *overrides]))
+    path = resolve_builtin("builtin://tiny-llama")
+    pipeline.model.override(providers.Object(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float64)))
+    return pipeline
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_one_forward_over_both_answers_gives_each_answers_own_log_probs(padding_side: str) -> None:
+    """Both answers of each pair in one batch, padded to the longer: the same log-probs as two forwards."""
+    pipeline = _paired_pipeline(
+        f"collator.DataCollatorForSupervisedDataset.args.padding_side='{padding_side}'"
+    )
+    trainer = pipeline.trainer()
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    original, alternate = batch["forget"]["original"], batch["forget"]["alternate"]
+    assert original["input_ids"].shape[1] != alternate["input_ids"].shape[1]  # padding is exercised
+    both = concatenated(alternate, original)
+    assert torch.equal(both["ref_logp"], torch.cat([alternate["ref_logp"], original["ref_logp"]]))
+    together = _log_probs(trainer.model, both)
+    separate = torch.cat([_log_probs(trainer.model, alternate), _log_probs(trainer.model, original)])
+    torch.testing.assert_close(together, separate, rtol=0, atol=1e-6)
+
+
+def test_a_question_and_answer_repeated_over_alternates_is_scored_once() -> None:
+    """TOFU-style perturbed answers pair each forget answer with three alternates: its cached reference
+    log-prob is computed once and given to every pair, equal to scoring each pair's answer on its own."""
+    from unlearn_cli.trainers.reference import compute_reference_log_probs, distinct_items
+
+    pipeline = _paired_pipeline(
+        "data.forget.authors_forget.handler=QAwithAlternateDataset",
+        "~data.forget.authors_forget.args.paired",
+        "data.forget.authors_forget.args.alternate_key='perturbed_answer'",
+    )
+    forget = pipeline.split_datasets()["forget"]
+    firsts, rows = distinct_items(forget, ("original",))
+    assert len(forget) == 3 * len(firsts) and rows.tolist() == [i // 3 for i in range(len(forget))]
+    assert len(distinct_items(forget, ("alternate",))[0]) == len(forget)
+    cached = pipeline.reference_log_probs()["forget"]
+    one_by_one = compute_reference_log_probs(
+        pipeline.model(), forget, pipeline.collator(), [("original",), ("alternate",)], batch_size=1
+    )
+    for path in (("original",), ("alternate",)):
+        torch.testing.assert_close(cached[path], one_by_one[path], rtol=1e-6, atol=1e-6)  # float32 sums

@@ -124,6 +124,47 @@ def test_epoch_updates_happen_once_per_epoch_after_the_warmup(tmp_path: Path) ->
     assert weights[8] == pytest.approx(after_three)
 
 
+@pytest.mark.parametrize("retain_loss_type", ["NLL", "KL"])
+def test_the_epoch_retain_loss_is_the_token_mean_over_the_retain_items_paired_in_that_epoch(
+    tmp_path: Path, retain_loss_type: str
+) -> None:
+    """Every pair of the epoch counts its retain item (one paired twice counts twice); a sum over all their
+    labelled tokens divided by their number."""
+    from unlearn_cli.trainers.losses import kl_to_reference, token_nll
+    from unlearn_cli.trainers.reference import model_inputs
+
+    trainer = _trainer(
+        tmp_path,
+        "trainer.method_args.retain_loss_eps=0.5",
+        f"trainer.method_args.retain_loss_type='{retain_loss_type}'",
+        "trainer.args.per_device_eval_batch_size=4",
+    )
+    with torch.no_grad():  # away from the reference, so that the KL is not 0
+        generator = torch.Generator().manual_seed(0)
+        for parameter in trainer.model.parameters():
+            parameter.add_(0.05 * torch.randn(parameter.shape, generator=generator))
+    dataset = trainer.train_dataset
+    dataset.set_epoch(4)
+    partners = dataset.partners().tolist()
+    assert len(set(partners)) < len(partners) == 5  # a retain item paired twice counts twice
+    total, tokens = 0.0, 0
+    trainer.model.eval()
+    with torch.no_grad():
+        for index in range(len(dataset)):
+            retain = trainer.data_collator([dataset[index]["retain"]])
+            logits = trainer.model(**model_inputs(retain)).logits
+            nll, mask = token_nll(logits, retain["labels"])
+            if retain_loss_type == "KL":
+                reference_logits = trainer.reference(**retain).logits
+                total += float(kl_to_reference(logits, reference_logits, retain["labels"], num_tokens=1))
+            else:
+                total += float(nll.sum())
+            tokens += int(mask.sum())
+    trainer.model.train()
+    assert trainer.epoch_retain_loss() == pytest.approx(total / tokens, rel=1e-6)
+    assert trainer.model.training
+
+
 @pytest.mark.slow
 def test_the_dual_variable_is_saved_with_checkpoints_and_restored_on_resume(tmp_path: Path) -> None:
     run = [

@@ -104,6 +104,27 @@ def test_reference_and_untrainable_parameters_never_change(tmp_path: Path) -> No
             assert not parameter.requires_grad and torch.equal(parameter, model_before[name]), name
 
 
+def test_the_reference_forward_stops_after_the_steered_module(tmp_path: Path) -> None:
+    """The frozen copy's activations are the full forward's, and the layers after the module never run."""
+    from unlearn_cli.container import pipeline_for
+    from unlearn_cli.recipes import load_recipe
+
+    recipe = load_recipe(
+        "quickstart/unlearn", [*TINY_RUN, "trainer.method_args.module_regex='model\\.layers\\.0'"]
+    )
+    trainer = pipeline_for(recipe, output_dir=tmp_path).trainer()
+    reference = trainer.reference.model
+    batch = trainer.data_collator([trainer.train_dataset[i]["retain"] for i in range(3)])
+    with torch.no_grad(), captured_output(reference.get_submodule("model.layers.0")) as outputs:
+        reference(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    later = [reference.get_submodule("model.layers.1"), reference.get_submodule("lm_head")]
+    with captured_output(later[0]) as after_layer, captured_output(later[1]) as after_head:
+        activations = trainer._reference_activations(batch)
+    assert after_layer == [] and after_head == []
+    assert torch.equal(activations, outputs[0])
+    assert all(not module._forward_hooks for module in reference.modules())
+
+
 @pytest.mark.slow
 def test_a_module_regex_matching_no_module_or_several_is_a_clear_error(
     run_unlearn: Callable[..., Any], tmp_path: Path

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from unlearn_cli.errors import UserError
 from unlearn_cli.registry import register
@@ -54,14 +54,19 @@ class ForgetRetainDataset(Dataset):
         """Choose the pairing of this epoch (the trainer calls it at every epoch start)."""
         self.epoch = int(epoch)
 
-    def partners(self, epoch: int | None = None) -> np.ndarray:
-        """Index into the other split of each anchor item's partner, for `epoch` (default: the current)."""
-        epoch = self.epoch if epoch is None else int(epoch)
-        if self._partners is None or self._partners_epoch != epoch:
-            rng = np.random.default_rng([self.seed, epoch])
+    def partners(self) -> np.ndarray:
+        """Index into the other split of each anchor item's partner in the current epoch."""
+        if self._partners is None or self._partners_epoch != self.epoch:
+            rng = np.random.default_rng([self.seed, self.epoch])
             self._partners = rng.integers(0, len(self._other), size=len(self._anchored))
-            self._partners_epoch = epoch
+            self._partners_epoch = self.epoch
         return self._partners
+
+    def paired_retain(self) -> Any:
+        """The retain item of every pair of the current epoch, in pair order (twice if paired twice)."""
+        if self.retain is None or self.anchor == "retain":
+            return self.retain
+        return Subset(self.retain, self.partners().tolist())
 
     def __len__(self) -> int:
         return len(self._anchored)

@@ -10,9 +10,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from unlearn_cli.data.template import IGNORE_INDEX
+from unlearn_cli.trainers.losses import token_nll
 
 
 def token_nll_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -20,15 +19,8 @@ def token_nll_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
 
     `logits[:, t]` predicts `labels[:, t + 1]`, as in causal language modelling.
     """
-    shifted_logits = logits[:, :-1, :].float()
-    shifted_labels = labels[:, 1:]
-    losses = F.cross_entropy(
-        shifted_logits.reshape(-1, shifted_logits.size(-1)),
-        shifted_labels.reshape(-1),
-        ignore_index=IGNORE_INDEX,
-        reduction="sum",
-    )
-    return losses, (shifted_labels != IGNORE_INDEX).sum()
+    nll, mask = token_nll(logits, labels)
+    return nll.sum(), mask.sum()
 
 
 @torch.no_grad()

@@ -125,8 +125,7 @@ class DivergenceGuard(TrainerCallback):
         return torch.zeros((), device=device)
 
     def _terms(self) -> dict[str, Any]:
-        pop = getattr(self.trainer, "pop_step_terms", None)
-        terms = pop() if callable(pop) else {}
+        terms = getattr(self.trainer, "step_terms", {})
         weights = self.trainer.term_weights() if hasattr(self.trainer, "term_weights") else {}
         return {name: value * weights.get(name, 1.0) for name, value in terms.items()}
 

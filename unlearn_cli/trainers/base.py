@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -34,8 +35,8 @@ from transformers import Trainer, TrainerCallback
 
 from unlearn_cli.trainers.contract import ReferenceNeed, TrainerContract
 from unlearn_cli.trainers.finetune import FinetuneTrainer
-from unlearn_cli.trainers.losses import kl_to_reference, labelled_tokens, nll_loss, sequence_log_probs
-from unlearn_cli.trainers.reference import MODEL_INPUTS, FrozenReference
+from unlearn_cli.trainers.losses import labelled_tokens, sequence_log_probs, token_kl, token_mean, token_nll
+from unlearn_cli.trainers.reference import FrozenReference, model_inputs
 
 UNLEARNING_ARGS = {"remove_unused_columns": False}
 """Nested {forget, retain} batches must reach `compute_loss` whole; transformers would empty them."""
@@ -136,14 +137,10 @@ def batch_parts(batch: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[st
             yield from batch_parts(value, prefix=f"{path}.")
 
 
-def model_inputs(part: Mapping[str, Any]) -> dict[str, Any]:
-    """The model's inputs: ids and mask (no labels, so the model computes no loss of its own)."""
-    return {key: part[key] for key in MODEL_INPUTS if key in part}
-
-
 class _TrainerBookkeeping(TrainerCallback):
-    """Tell the forget/retain dataset which epoch starts, so its pairing is a function of (seed, epoch); and
-    count logged term means from the step training starts at (a resumed run starts past step 0)."""
+    """Tell the forget/retain dataset which epoch starts, so its pairing is a function of (seed, epoch);
+    count logged term means from the step training starts at (a resumed run starts past step 0); and start
+    each optimizer step's term sums afresh."""
 
     def __init__(self, trainer: UnlearningTrainer) -> None:
         self.trainer = trainer
@@ -151,6 +148,9 @@ class _TrainerBookkeeping(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.trainer._term_sums = {}
         self.trainer._terms_logged_at = state.global_step
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.trainer._step_terms = {}
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         dataset = self.trainer.train_dataset
@@ -166,7 +166,8 @@ FORGET_ONLY = TrainerContract(
     fixed_args=UNLEARNING_ARGS,
     injected=frozenset({"method_args", "reference"}),
 )
-"""A method that reads only forget data (a retain split, if the recipe has one, is paired but unused)."""
+"""A method that reads only forget data (a retain split, if the recipe has one, is scored before and after
+unlearning but not paired with the forget items)."""
 
 FORGET_RETAIN = replace(FORGET_ONLY, splits=("forget", "retain"), optional_splits=())
 """A method with a forget and a retain term."""
@@ -219,13 +220,16 @@ class UnlearningTrainer(FinetuneTrainer):
 
     def retain_loss(self, model: Any, retain: Mapping[str, Any], counts: PartCounts) -> torch.Tensor:
         """The retain term: token-mean NLL of the retain answers, or token-mean KL to the reference."""
+        return token_mean(*self.retain_token_losses(model, retain), counts.tokens)
+
+    def retain_token_losses(self, model: Any, retain: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The retain term at each next-token position [B, T-1] (0 where unlabelled), and the label mask."""
         logits = model(**model_inputs(retain)).logits
         if getattr(self.method, "retain_loss_type", "NLL") == "KL":
             if self.reference is None:
                 raise RuntimeError("retain_loss_type 'KL' needs a reference model; the container gives one")
-            reference_logits = self.reference(**retain).logits
-            return kl_to_reference(logits, reference_logits, retain["labels"], counts.tokens)
-        return nll_loss(logits, retain["labels"], counts.tokens)
+            return token_kl(logits, self.reference(**retain).logits, retain["labels"])
+        return token_nll(logits, retain["labels"])
 
     def reference_log_probs(self, part: Mapping[str, Any]) -> torch.Tensor:
         """log π_ref(y|x) of each sequence of a batch part: precomputed (`ref_logp`) or from the reference."""
@@ -282,11 +286,12 @@ class UnlearningTrainer(FinetuneTrainer):
         loss = loss * counts.scale
         return (loss, None) if return_outputs else loss
 
-    def pop_step_terms(self) -> dict[str, torch.Tensor]:
-        """Each term summed over the micro-batches since the last call (once per optimizer step: the
-        run's divergence guard reads them to name the term that stopped being finite)."""
-        terms, self._step_terms = self._step_terms, {}
-        return terms
+    @property
+    def step_terms(self) -> Mapping[str, torch.Tensor]:
+        """Each term of the current optimizer step, summed over its micro-batches so far (read-only): the
+        run's divergence guard names the term that stopped being finite, PDU's dual ascent reads the retain
+        term."""
+        return MappingProxyType(self._step_terms)
 
     def floating_point_ops(self, inputs: dict[str, Any]) -> int:
         if "input_ids" in inputs:

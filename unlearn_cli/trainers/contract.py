@@ -41,10 +41,6 @@ class ReferenceNeed:
     model: bool = False
     log_probs: tuple[str, ...] = ()
 
-    @property
-    def any(self) -> bool:
-        return self.model or bool(self.log_probs)
-
 
 @dataclass(frozen=True)
 class TrainerContract:
@@ -76,11 +72,6 @@ class TrainerContract:
 
 FINETUNE_CONTRACT = TrainerContract()
 """Plain `transformers.Trainer` subclasses (and plugins that declare nothing) fine-tune on `[data.train]`."""
-
-TRAINER_CONSTRUCTOR_ARGS = frozenset(
-    {"model", "args", "train_dataset", "eval_dataset", "data_collator", "processing_class", "callbacks"}
-)
-"""What every trainer receives from the container, besides its contract's `injected` arguments."""
 
 
 def contract_of(trainer_class: Any) -> TrainerContract:

@@ -7,6 +7,7 @@ dispreferred one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, Field
 
+from unlearn_cli.data.template import IGNORE_INDEX
 from unlearn_cli.registry import register
 from unlearn_cli.trainers.base import (
     FORGET_RETAIN,
@@ -48,6 +50,24 @@ def dpo_loss(
     return -(2.0 / beta) * per_pair.sum() / denominator(num_sequences, len(margin)).to(device)
 
 
+def concatenated(*parts: Mapping[str, Any]) -> dict[str, Any]:
+    """Batch parts stacked into one batch (one forward for all), padded on the right to a common length.
+
+    Right of every real token, padding changes no real position's logits under causal attention (and
+    shifts no position, whichever side the parts were padded on). `ref_logp` is kept when every part has it.
+    """
+    length = max(part["input_ids"].shape[1] for part in parts)
+    pad_values = {"input_ids": 0, "attention_mask": 0, "labels": IGNORE_INDEX}
+    batch = {
+        key: torch.cat([F.pad(part[key], (0, length - part[key].shape[1]), value=value) for part in parts])
+        for key, value in pad_values.items()
+        if key in parts[0]
+    }
+    if all("ref_logp" in part for part in parts):
+        batch["ref_logp"] = torch.cat([part["ref_logp"] for part in parts])
+    return batch
+
+
 class DPOArgs(ReferenceLogProbArgs, UnlearningArgs):
     beta: float = Field(0.1, gt=0, description="inverse temperature of the preference loss")
 
@@ -69,13 +89,15 @@ class DPO(UnlearningTrainer):
 
     def loss_terms(self, model: Any, inputs: dict[str, Any], counts: BatchCounts) -> dict[str, torch.Tensor]:
         original, alternate = inputs["forget"]["original"], inputs["forget"]["alternate"]
-        preferred = sequence_log_probs(model(**model_inputs(alternate)).logits, alternate["labels"])
-        dispreferred = sequence_log_probs(model(**model_inputs(original)).logits, original["labels"])
+        both = concatenated(alternate, original)
+        log_probs = sequence_log_probs(model(**model_inputs(both)).logits, both["labels"])
+        ref_log_probs = self.reference_log_probs(both)
+        pairs = len(alternate["labels"])
         forget_term = dpo_loss(
-            preferred,
-            self.reference_log_probs(alternate),
-            dispreferred,
-            self.reference_log_probs(original),
+            log_probs[:pairs],
+            ref_log_probs[:pairs],
+            log_probs[pairs:],
+            ref_log_probs[pairs:],
             self.method.beta,
             counts["forget.original"].sequences,
         )

@@ -48,12 +48,30 @@ def denominator(value: torch.Tensor | int | float | None, fallback: torch.Tensor
     return torch.as_tensor(count, dtype=torch.float32).clamp(min=1)
 
 
+def token_mean(
+    per_token: torch.Tensor, mask: torch.Tensor, num_tokens: torch.Tensor | int | None = None
+) -> torch.Tensor:
+    """Σ of a per-token loss (0 where unlabelled) / num_tokens (default: the labelled positions in `mask`)."""
+    return per_token.sum() / denominator(num_tokens, mask.sum()).to(per_token.device)
+
+
 def nll_loss(
     logits: torch.Tensor, labels: torch.Tensor, num_tokens: torch.Tensor | int | None = None
 ) -> torch.Tensor:
     """Σ token NLL / num_tokens: the fine-tuning loss (descended on retain data, ascended on forget data)."""
-    nll, mask = token_nll(logits, labels)
-    return nll.sum() / denominator(num_tokens, mask.sum()).to(nll.device)
+    return token_mean(*token_nll(logits, labels), num_tokens)
+
+
+def token_kl(
+    logits: torch.Tensor, reference_logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """KL(π_ref(·|prefix) ‖ π(·|prefix)) at each next-token position [B, T-1] (0 where unlabelled) and the
+    label mask."""
+    next_logits, _, mask = shifted(logits, labels)
+    next_reference = reference_logits[:, :-1, :].float()
+    log_p = F.log_softmax(next_logits, dim=-1)
+    log_q = F.log_softmax(next_reference, dim=-1)
+    return (log_q.exp() * (log_q - log_p)).sum(dim=-1) * mask, mask
 
 
 def kl_to_reference(
@@ -63,9 +81,4 @@ def kl_to_reference(
     num_tokens: torch.Tensor | int | None = None,
 ) -> torch.Tensor:
     """Σ over labelled positions of KL(π_ref(·|prefix) ‖ π(·|prefix)) / num_tokens."""
-    next_logits, _, mask = shifted(logits, labels)
-    next_reference = reference_logits[:, :-1, :].float()
-    log_p = F.log_softmax(next_logits, dim=-1)
-    log_q = F.log_softmax(next_reference, dim=-1)
-    per_position = (log_q.exp() * (log_q - log_p)).sum(dim=-1)
-    return (per_position * mask).sum() / denominator(num_tokens, mask.sum()).to(per_position.device)
+    return token_mean(*token_kl(logits, reference_logits, labels), num_tokens)

@@ -29,21 +29,18 @@ run resumes from one.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, Field
+from torch.utils.data import DataLoader, Subset
 from transformers import TrainerCallback
 
+from unlearn_cli.distributed import share_across_ranks
 from unlearn_cli.registry import register
-from unlearn_cli.trainers.base import (
-    BatchCounts,
-    PartCounts,
-    UnlearningArgs,
-    UnlearningTrainer,
-    model_inputs,
-)
-from unlearn_cli.trainers.losses import denominator, labelled_tokens, shifted
+from unlearn_cli.trainers.base import BatchCounts, UnlearningArgs, UnlearningTrainer, model_inputs
+from unlearn_cli.trainers.losses import denominator, shifted
 
 DUAL_STATE_KEY = "PDUDualVariable"
 """Where λ lives in `TrainerState.stateful_callbacks`, which checkpoints save and resumed runs load."""
@@ -104,7 +101,6 @@ class PDU(UnlearningTrainer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.retain_weight: float = float(self.method.alpha)
-        self._step_retain: torch.Tensor | None = None
         self.add_callback(_DualAscent(self))
 
     def term_weights(self) -> dict[str, float]:
@@ -113,23 +109,17 @@ class PDU(UnlearningTrainer):
     def loss_terms(self, model: Any, inputs: dict[str, Any], counts: BatchCounts) -> dict[str, torch.Tensor]:
         forget = inputs["forget"]
         logits = model(**model_inputs(forget)).logits
-        retain = self.retain_loss(model, inputs["retain"], counts["retain"])
-        if model.training:
-            # Each micro-batch's term is its share of the step's token mean: their sum is the step's loss.
-            detached = retain.detach()
-            self._step_retain = detached if self._step_retain is None else self._step_retain + detached
         return {
             "forget": logit_margin_flattening_loss(logits, forget["labels"], counts["forget"].tokens),
-            "retain": retain,
+            "retain": self.retain_loss(model, inputs["retain"], counts["retain"]),
         }
 
     # --- the dual variable ---------------------------------------------------------------------------------
 
     def end_of_step(self, state: Any) -> None:
         """Update λ with this step's retain loss (step mode), or the epoch's when this step ended one."""
-        step_retain, self._step_retain = self._step_retain, None
         if self.method.primal_dual:
-            retain_loss = self._constraint_value(state, step_retain)
+            retain_loss = self._constraint_value(state)
             if retain_loss is not None:
                 self.retain_weight = dual_ascent(
                     self.retain_weight, retain_loss, self.method.retain_loss_eps, self.method.dual_step_size
@@ -138,14 +128,16 @@ class PDU(UnlearningTrainer):
             state.stateful_callbacks = {}
         state.stateful_callbacks[DUAL_STATE_KEY] = {"retain_weight": self.retain_weight}
 
-    def _constraint_value(self, state: Any, step_retain: torch.Tensor | None) -> float | None:
+    def _constraint_value(self, state: Any) -> float | None:
         """The retain loss λ is updated with after this step, or None when λ stays (warm-up, mid-epoch)."""
         warmup = self.method.dual_warmup_epochs
         if self.method.dual_update_upon == "step":
             epoch_index = math.ceil(state.epoch - 1e-6) - 1  # the (0-based) epoch this step belongs to
+            step_retain = self.step_terms.get("retain")
             if epoch_index < warmup or step_retain is None:
                 return None
-            return float(self.accelerator.reduce(step_retain, reduction="sum"))
+            # Each rank's term is its share of the step's token mean, times the ranks (BatchCounts.scale).
+            return float(self.accelerator.reduce(step_retain, reduction="mean"))
         ends_epoch = abs(state.epoch - round(state.epoch)) < 1e-6
         if not ends_epoch or round(state.epoch) < warmup:
             return None
@@ -153,30 +145,30 @@ class PDU(UnlearningTrainer):
 
     @torch.no_grad()
     def epoch_retain_loss(self) -> float:
-        """Token-mean retain loss over the retain items of the epoch that just ended, in eval mode.
+        """Token-mean retain loss over the retain items paired in the epoch that just ended, in eval mode.
 
-        Every rank reads all items (in order, with this epoch's forget/retain pairing), so all agree on λ.
+        The ranks score equal shares of the items and each receives every item's sums, so all agree on λ.
         """
-        from torch.utils.data import DataLoader
-
-        model = self.model
-        was_training = model.training
-        model.eval()
-        device = self.args.device
-        total = torch.zeros((), device=device)
-        tokens = torch.zeros((), device=device)
-        one = torch.ones((), device=device)
-        loader = DataLoader(
-            self.train_dataset, batch_size=self.args.eval_batch_size, collate_fn=self.data_collator
-        )
+        retain = self.train_dataset.paired_retain()
+        was_training = self.model.training
+        self.model.eval()
         try:
-            for batch in loader:
-                retain = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch["retain"].items()}
-                total += self.retain_loss(model, retain, PartCounts(one, one)).float()
-                tokens += labelled_tokens(retain["labels"]).sum().to(device)
+            sums = share_across_ranks(len(retain), partial(self._retain_sums, retain), self.args.device)
         finally:
-            model.train(was_training)
-        return float(total / tokens.clamp(min=1))
+            self.model.train(was_training)
+        return float(sums["loss"].sum() / sums["tokens"].sum().clamp(min=1))
+
+    def _retain_sums(self, retain: Any, indices: list[int]) -> dict[str, torch.Tensor]:
+        """Each retain item's summed retain loss and its labelled tokens, for the items at `indices`."""
+        loader = DataLoader(
+            Subset(retain, indices), batch_size=self.args.eval_batch_size, collate_fn=self.data_collator
+        )
+        losses, tokens = [], []
+        for batch in loader:
+            per_token, mask = self.retain_token_losses(self.model, self._prepare_inputs(batch))
+            losses.append(per_token.sum(dim=1))
+            tokens.append(mask.sum(dim=1))
+        return {"loss": torch.cat(losses), "tokens": torch.cat(tokens)}
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -23,6 +23,11 @@ from torch.utils.data import Dataset
 from unlearn_cli.trainers.losses import sequence_log_probs
 
 MODEL_INPUTS = ("input_ids", "attention_mask")
+
+
+def model_inputs(part: Mapping[str, Any]) -> dict[str, Any]:
+    """The model's inputs: ids and mask (no labels, so the model computes no loss of its own)."""
+    return {key: part[key] for key in MODEL_INPUTS if key in part}
 
 
 class FrozenReference:
@@ -58,7 +63,7 @@ class FrozenReference:
 
     def __call__(self, **inputs: Any) -> Any:
         with torch.no_grad(), self.active() as model:
-            return model(**{k: v for k, v in inputs.items() if k in MODEL_INPUTS})
+            return model(**model_inputs(inputs))
 
 
 class AdapterDisabledReference(FrozenReference):
@@ -95,6 +100,30 @@ def part_of(item: dict[str, Any], path: Sequence[str]) -> dict[str, Any]:
     return item
 
 
+def distinct_items(dataset: Any, path: Sequence[str]) -> tuple[list[int], torch.Tensor]:
+    """The first item of each distinct sequence at `path`, and for every item the row of its sequence among
+    those firsts.
+
+    Pairs made of one question and answer with each of several alternates (TOFU's perturbed answers) repeat
+    the original sequence: scoring it once is enough. Sequences are compared by their tokens and labels, not
+    by `index`, which concatenated datasets may share.
+    """
+    firsts: list[int] = []
+    rows: list[int] = []
+    seen: dict[tuple[bytes, ...], int] = {}
+    for position in range(len(dataset)):
+        part = part_of(dataset[position], path)
+        key = tuple(
+            torch.as_tensor(part[name]).numpy().tobytes() if name in part else b""
+            for name in (*MODEL_INPUTS, "labels")
+        )
+        row = seen.setdefault(key, len(firsts))
+        if row == len(firsts):
+            firsts.append(position)
+        rows.append(row)
+    return firsts, torch.tensor(rows, dtype=torch.long)
+
+
 @torch.no_grad()
 def compute_reference_log_probs(
     model: Any,
@@ -118,10 +147,8 @@ def compute_reference_log_probs(
             values = []
             for start in range(0, len(positions), batch_size):
                 items = [part_of(dataset[i], path) for i in positions[start : start + batch_size]]
-                batch = collator([{k: v for k, v in item.items() if k != "ref_logp"} for item in items])
-                logits = model(
-                    input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
-                ).logits
+                batch = collator(items)
+                logits = model(**{k: v.to(device) for k, v in model_inputs(batch).items()}).logits
                 values.append(sequence_log_probs(logits, batch["labels"].to(device)).cpu())
             result[tuple(path)] = torch.cat(values) if values else torch.zeros(0)
     finally:

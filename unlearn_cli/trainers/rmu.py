@@ -29,6 +29,7 @@ import torch
 from pydantic import BaseModel, Field
 
 from unlearn_cli.data.template import IGNORE_INDEX
+from unlearn_cli.distributed import zero3_enabled
 from unlearn_cli.errors import UserError
 from unlearn_cli.registry import register
 from unlearn_cli.trainers.base import (
@@ -41,6 +42,7 @@ from unlearn_cli.trainers.base import (
 )
 from unlearn_cli.trainers.contract import ReferenceNeed, TrainerContract
 from unlearn_cli.trainers.losses import denominator
+from unlearn_cli.trainers.reference import AdapterDisabledReference
 
 PEFT_PREFIX = "base_model.model."
 
@@ -163,13 +165,20 @@ def freeze_untrainable(model: Any, patterns: list[str]) -> list[str]:
     return trainable
 
 
+class _Captured(Exception):
+    """Ends a forward once the steered module's output is captured: nothing reads the layers after it."""
+
+
 @contextlib.contextmanager
-def captured_output(module: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
-    """Collect the module's output (its first element, for tuples) on every forward while inside."""
+def captured_output(module: torch.nn.Module, *, stop: bool = False) -> Iterator[list[torch.Tensor]]:
+    """Collect the module's output (its first element, for tuples) on every forward while inside; with
+    `stop`, end each forward right there (a forward cut short that way returns nothing)."""
     outputs: list[torch.Tensor] = []
 
     def hook(_module: Any, _inputs: Any, output: Any) -> None:
         outputs.append(output[0] if isinstance(output, tuple) else output)
+        if stop:
+            raise _Captured
 
     handle = module.register_forward_hook(hook)
     try:
@@ -216,10 +225,14 @@ class RMU(UnlearningTrainer):
             raise RuntimeError(
                 "retain_loss_type 'EMBED_DIFF' needs a reference model; the container gives one"
             )
+        # A copy of its own stops after the steered module; not a ZeRO-3 engine, which gathers and releases
+        # weights around each layer, nor the trained model itself with its adapter off.
+        stop = not isinstance(self.reference, AdapterDisabledReference) and not zero3_enabled()
         with (
             self.reference.active() as reference,
             torch.no_grad(),
-            captured_output(reference.get_submodule(self.module_name)) as outputs,
+            captured_output(reference.get_submodule(self.module_name), stop=stop) as outputs,
+            contextlib.suppress(_Captured),
         ):
             reference(**model_inputs(part))
         return outputs[0]
